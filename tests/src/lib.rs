@@ -1,0 +1,1 @@
+//! Scenario corpus helpers (in progress).
