@@ -257,6 +257,10 @@ impl Params {
     pub fn replace_str(&mut self, field: &str, value: impl Into<String>) {
         self.replace(field, ParamValue::String(value.into()));
     }
+    /// Whether there is no param.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
     /// Whether every parameter is one the pre-params APIs can carry.
     pub fn is_compat(&self) -> bool {
         self.0.iter().all(|p| param::COMPAT.contains(&p.field.as_str()))
