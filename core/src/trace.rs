@@ -141,7 +141,12 @@ mod json {
             }
         }
         /// Append one record.
-        pub fn record<I: Serialize, A: Serialize>(&mut self, now: Millis, input: &I, actions: &[A]) {
+        pub fn record<I: Serialize, A: Serialize>(
+            &mut self,
+            now: Millis,
+            input: &I,
+            actions: &[A],
+        ) {
             let r = Record {
                 now,
                 input,
@@ -181,7 +186,11 @@ mod json {
 
     /// Re-run a trace on a fresh machine; fail on the first action that differs.
     pub fn replay(text: &str) -> Result<Replayed, TraceError> {
-        replay_with(text, |setup| Ok(setup.machine()), |m, now, input| m.step_json(now, input))
+        replay_with(
+            text,
+            |setup| Ok(setup.machine()),
+            |m, now, input| m.step_json(now, input),
+        )
     }
 
     /// Re-run a trace through any engine: `make` builds the engine from the header's setup,
@@ -192,10 +201,8 @@ mod json {
         mut feed: impl FnMut(&mut E, Millis, &str) -> Result<Vec<String>, String>,
     ) -> Result<Replayed, TraceError> {
         let header = read_header(text)?;
-        let mut engine = make(&header.setup).map_err(|message| TraceError::Parse {
-            line: 1,
-            message,
-        })?;
+        let mut engine =
+            make(&header.setup).map_err(|message| TraceError::Parse { line: 1, message })?;
         let mut done = Replayed {
             inputs: 0,
             actions: 0,

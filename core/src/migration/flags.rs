@@ -263,6 +263,8 @@ impl Params {
     }
     /// Whether every parameter is one the pre-params APIs can carry.
     pub fn is_compat(&self) -> bool {
-        self.0.iter().all(|p| param::COMPAT.contains(&p.field.as_str()))
+        self.0
+            .iter()
+            .all(|p| param::COMPAT.contains(&p.field.as_str()))
     }
 }

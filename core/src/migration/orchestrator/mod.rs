@@ -139,7 +139,10 @@ impl Orchestrator {
     }
 
     fn dest_flags(&self) -> u64 {
-        self.flags.for_destination().without(MigrateFlags::PEER2PEER).0
+        self.flags
+            .for_destination()
+            .without(MigrateFlags::PEER2PEER)
+            .0
     }
 
     /// The first error wins (§12.6).
@@ -150,8 +153,7 @@ impl Orchestrator {
     }
 
     fn warn(&mut self, message: String) {
-        self.actions
-            .push_back(OrchestratorAction::Warn { message });
+        self.actions.push_back(OrchestratorAction::Warn { message });
     }
 
     /// The cookie for a call to `to`: the last `cookie_out`, unless `to` emitted it itself.
@@ -173,13 +175,12 @@ impl Orchestrator {
         cancelled: Option<bool>,
     ) {
         let cookie = with_cookie.then(|| self.cookie_for(host));
-        let params = if procedure == Procedure::DomainGetState
-            || procedure == Procedure::DomainGetXmlDesc
-        {
-            Params::default()
-        } else {
-            self.params.clone()
-        };
+        let params =
+            if procedure == Procedure::DomainGetState || procedure == Procedure::DomainGetXmlDesc {
+                Params::default()
+            } else {
+                self.params.clone()
+            };
         self.stage = stage;
         let deadline = self.cfg.step_timeout_ms.map(|t| now.saturating_add(t));
         self.outstanding = Some((procedure, deadline));
@@ -531,11 +532,14 @@ impl Orchestrator {
             Stage::Prepare => self.prepare_failed(now, e),
             Stage::Perform => self.perform_failed(now, e, lost),
             Stage::Finish => {
-                if lost {
+                if lost && !self.cancelled {
+                    // Nobody knows whether the destination started the VM (§11.1).
                     self.finish_lost = true;
                     self.set_err(e);
                     self.done();
                 } else {
+                    // An error answer, or a lost Finish(cancelled=1): the destination kills
+                    // or autodestroys its VM either way.
                     self.finished(now, Err(e));
                 }
             }

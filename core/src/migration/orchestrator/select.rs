@@ -44,8 +44,7 @@ pub fn choose(cfg: &OrchestratorConfig) -> Result<Choice, RemoteError> {
             "cannot perform tunnelled migration without using peer2peer flag",
         ));
     }
-    if flags.contains(MigrateFlags::CHANGE_PROTECTION)
-        && !src.has(Feature::MigrateChangeProtection)
+    if flags.contains(MigrateFlags::CHANGE_PROTECTION) && !src.has(Feature::MigrateChangeProtection)
     {
         return Err(unsupported("cannot enforce change protection"));
     }
@@ -144,9 +143,8 @@ pub fn choose(cfg: &OrchestratorConfig) -> Result<Choice, RemoteError> {
     }
     // §1: CHANGE_PROTECTION is re-added on source calls when the source supports it (managed
     // v3 only); P2P clears it (§3).
-    let protect = cfg.mode == Mode::Managed
-        && protocol.is_v3()
-        && src.has(Feature::MigrateChangeProtection);
+    let protect =
+        cfg.mode == Mode::Managed && protocol.is_v3() && src.has(Feature::MigrateChangeProtection);
     Ok(Choice { protocol, protect })
 }
 
