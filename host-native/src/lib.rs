@@ -1,0 +1,6 @@
+//! The native runner of livemig-core: trace replay and readable presentation (the libvirt,
+//! SPICE, QEMU and sandbox drivers arrive with their issues).
+#![forbid(unsafe_code)]
+
+pub mod present;
+pub mod replay;

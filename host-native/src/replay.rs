@@ -1,0 +1,45 @@
+//! `livemig replay`: re-run a trace on a fresh machine and compare every action.
+
+use livemig_core::migration::orchestrator::{OrchestratorAction, OrchestratorInput};
+use livemig_core::trace::{self, Record, Replayed, Setup, TraceError};
+
+use crate::present;
+
+/// Replay `text`; when `out` is given, also print the run readably into it.
+pub fn replay(text: &str, out: Option<&mut String>) -> Result<Replayed, TraceError> {
+    let done = trace::replay(text)?;
+    if let Some(out) = out {
+        describe(text, out)?;
+    }
+    Ok(done)
+}
+
+fn describe(text: &str, out: &mut String) -> Result<(), TraceError> {
+    let header = trace::read_header(text)?;
+    match &header.setup {
+        Setup::Orchestrator(c) => out.push_str(&format!("  {}\n", present::config(c))),
+    }
+    let mut last = 0;
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec: Record<OrchestratorInput, OrchestratorAction> = serde_json::from_str(line)
+            .map_err(|e| TraceError::Parse {
+                line: i + 1,
+                message: e.to_string(),
+            })?;
+        let dt = rec.now.saturating_sub(last);
+        last = rec.now;
+        out.push_str(&format!(
+            "  {:>7} ms (+{:>3})  {}\n",
+            rec.now,
+            dt,
+            present::input(&rec.input)
+        ));
+        for a in &rec.actions {
+            out.push_str(&format!("  {:>20}  {}\n", "", present::action(a)));
+        }
+    }
+    Ok(())
+}

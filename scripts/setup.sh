@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install everything livemig's build, tests and main job need. Idempotent, and quick when
+# everything is already there. Uses only the machine's registries (crates, Debian, npm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Rust: stable with rustfmt and clippy (rustup is on the machine image).
+if ! have cargo; then
+  echo "[setup] cargo not found: this project needs the machine's rustup toolchain" >&2
+  exit 1
+fi
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
+
+# Nightly (for cargo-fuzz's sanitizer builds) and cargo-fuzz itself.
+if ! rustup toolchain list | grep -q '^nightly'; then
+  log "installing the nightly toolchain"
+  rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  log "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+
+log "ok: $(cargo --version), $(cargo +nightly --version), $(cargo fuzz --version)"
