@@ -26,4 +26,14 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
-log "ok: $(cargo --version), $(cargo +nightly --version), $(cargo fuzz --version)"
+# Debian packages for the real-peer tests. apt-get runs only when something is missing.
+need_apt=()
+have qemu-system-x86_64 || need_apt+=(qemu-system-x86)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+log "ok: $(cargo --version), $(cargo +nightly --version), $(cargo fuzz --version), $(qemu-system-x86_64 --version | head -n 1)"

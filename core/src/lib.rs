@@ -29,6 +29,7 @@
 
 pub mod bytes;
 pub mod migration;
+pub mod spice;
 pub mod trace;
 
 /// Milliseconds on the host's monotonic clock. Plain `u64`, so it crosses into JSON and JS

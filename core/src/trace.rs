@@ -12,18 +12,62 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::migration::orchestrator::{Orchestrator, OrchestratorConfig};
 use crate::{Machine, Millis};
 
 /// The trace format version written in every header.
 pub const TRACE_VERSION: u32 = 1;
 
-/// Which machine a trace drives, with its initial configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "machine", content = "config", rename_all = "snake_case")]
-pub enum Setup {
-    /// [`crate::migration::orchestrator::Orchestrator`].
-    Orchestrator(OrchestratorConfig),
+/// Declares the traceable machines once: the [`Setup`] enum of the header, the
+/// [`AnyMachine`] wrapper and its JSON driver. Adding a machine is one line here.
+macro_rules! machines {
+    ($($variant:ident => $ty:ty, $config:ty, $doc:literal;)*) => {
+        /// Which machine a trace drives, with its initial configuration.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "machine", content = "config", rename_all = "snake_case")]
+        pub enum Setup {
+            $(#[doc = $doc] $variant($config),)*
+        }
+
+        /// Any traceable machine.
+        #[derive(Debug)]
+        pub enum AnyMachine {
+            $(#[doc = $doc] $variant($ty),)*
+        }
+
+        impl Setup {
+            /// A fresh machine for this setup.
+            pub fn machine(&self) -> AnyMachine {
+                match self {
+                    $(Setup::$variant(c) => AnyMachine::$variant(<$ty>::new(c.clone())),)*
+                }
+            }
+        }
+
+        #[cfg(feature = "json")]
+        impl AnyMachine {
+            /// Apply one input given as JSON; return the canonical JSON of each action.
+            pub fn step_json(&mut self, now: Millis, input: &str) -> Result<Vec<String>, String> {
+                match self {
+                    $(AnyMachine::$variant(m) => {
+                        let i = serde_json::from_str(input).map_err(|e| e.to_string())?;
+                        Ok(step(m, now, i).iter().map(canonical).collect())
+                    })*
+                }
+            }
+        }
+    };
+}
+
+machines! {
+    Orchestrator => crate::migration::orchestrator::Orchestrator,
+        crate::migration::orchestrator::OrchestratorConfig,
+        "The migration driver (managed or P2P, v3 or v2).";
+    SourceHost => crate::migration::source::SourceHost,
+        crate::migration::source::SourceConfig,
+        "The source host's step logic.";
+    DestinationHost => crate::migration::destination::DestinationHost,
+        crate::migration::destination::DestinationConfig,
+        "The destination host's step logic.";
 }
 
 /// The first line of a trace.
@@ -50,22 +94,6 @@ pub struct Record<I, A> {
 pub fn step<M: Machine>(m: &mut M, now: Millis, input: M::Input) -> Vec<M::Action> {
     m.handle(now, input);
     std::iter::from_fn(|| m.poll_action()).collect()
-}
-
-impl Setup {
-    /// A fresh machine for this setup, wrapped so it can be driven by JSON lines.
-    pub fn machine(&self) -> AnyMachine {
-        match self {
-            Setup::Orchestrator(c) => AnyMachine::Orchestrator(Orchestrator::new(c.clone())),
-        }
-    }
-}
-
-/// Any traceable machine, driven with typed inputs from JSON.
-#[derive(Debug)]
-pub enum AnyMachine {
-    /// The migration orchestrator.
-    Orchestrator(Orchestrator),
 }
 
 /// Errors reading or replaying a trace. They carry the 1-based line number.
@@ -109,18 +137,6 @@ mod json {
         // Serialization of these plain data types cannot fail (no maps with non-string
         // keys, no custom failing serializers); fall back to a JSON null just in case.
         serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
-    }
-
-    impl AnyMachine {
-        /// Apply one input given as JSON; return the canonical JSON of each action produced.
-        pub fn step_json(&mut self, now: Millis, input: &str) -> Result<Vec<String>, String> {
-            match self {
-                AnyMachine::Orchestrator(m) => {
-                    let i = serde_json::from_str(input).map_err(|e| e.to_string())?;
-                    Ok(step(m, now, i).iter().map(canonical).collect())
-                }
-            }
-        }
     }
 
     /// Records a run as a trace while the host drives the machine.

@@ -40,14 +40,24 @@ mod cookie_prop {
             RawXml(match shape {
                 0 => format!("<{name} a='{e}'/>"),
                 1 => format!("<{name}>{e}</{name}>"),
-                _ => format!("<{name} b=\"{e}\">\n    <child x='1'>{e}</child>\n    <!-- c -->\n  </{name}>"),
+                _ => format!(
+                    "<{name} b=\"{e}\">\n    <child x='1'>{e}</child>\n    <!-- c -->\n  </{name}>"
+                ),
             })
         })
     }
 
     fn graphics() -> impl Strategy<Value = Graphics> {
         (
-            prop::sample::select(vec!["spice", "vnc", "sdl", "rdp", "desktop", "egl-headless", "dbus"]),
+            prop::sample::select(vec![
+                "spice",
+                "vnc",
+                "sdl",
+                "rdp",
+                "desktop",
+                "egl-headless",
+                "dbus",
+            ]),
             any::<i32>(),
             sane(),
             any::<Option<i32>>(),
@@ -57,7 +67,11 @@ mod cookie_prop {
                 kind: kind.to_owned(),
                 port,
                 listen,
-                tls_port: if kind == "spice" { Some(tls.unwrap_or(-1)) } else { tls },
+                tls_port: if kind == "spice" {
+                    Some(tls.unwrap_or(-1))
+                } else {
+                    tls
+                },
                 cert_subject: cert,
             })
     }

@@ -3,4 +3,5 @@
 #![forbid(unsafe_code)]
 
 pub mod present;
+pub mod qemu;
 pub mod replay;

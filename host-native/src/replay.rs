@@ -18,6 +18,8 @@ fn describe(text: &str, out: &mut String) -> Result<(), TraceError> {
     let header = trace::read_header(text)?;
     match &header.setup {
         Setup::Orchestrator(c) => out.push_str(&format!("  {}\n", present::config(c))),
+        // Other machines print their inputs and actions as canonical JSON.
+        other => return describe_json(text, other, out),
     }
     let mut last = 0;
     for (i, line) in text.lines().enumerate().skip(1) {
@@ -39,6 +41,26 @@ fn describe(text: &str, out: &mut String) -> Result<(), TraceError> {
         ));
         for a in &rec.actions {
             out.push_str(&format!("  {:>20}  {}\n", "", present::action(a)));
+        }
+    }
+    Ok(())
+}
+
+fn describe_json(text: &str, setup: &Setup, out: &mut String) -> Result<(), TraceError> {
+    let name = trace::canonical(setup);
+    out.push_str(&format!("  {}\n", name.chars().take(160).collect::<String>()));
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec: Record<serde_json::Value, serde_json::Value> = serde_json::from_str(line)
+            .map_err(|e| TraceError::Parse {
+                line: i + 1,
+                message: e.to_string(),
+            })?;
+        out.push_str(&format!("  {:>7} ms  ← {}\n", rec.now, rec.input));
+        for a in &rec.actions {
+            out.push_str(&format!("  {:>10}  → {a}\n", ""));
         }
     }
     Ok(())

@@ -98,18 +98,17 @@ pub enum DestVm {
     Running,
 }
 
-/// Cookie text a host emits: enough for the simulated receiver to tell who sent it.
+/// The cookies real libvirt 9.0 daemons emitted in a managed v3 migration of `tiny` from
+/// hosta to hostb (libvirt-real-peer.md §5; byte-exact vectors of the cookie codec's tests).
 fn cookie(host: Host, step: &str) -> Bytes {
-    let uuid = match host {
-        Host::Source => "0a0a0a0a-0000-4000-8000-00000000000a",
-        Host::Destination => "0b0b0b0b-0000-4000-8000-00000000000b",
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/tests/vectors/cookies/");
+    let file = match (host, step) {
+        (Host::Source, "begin") => "begin-prepare.cookie",
+        (Host::Destination, "prepare") => "prepare-perform.cookie",
+        (Host::Source, "perform") => "perform-finish.cookie",
+        _ => "finish-confirm.cookie",
     };
-    let mut v = format!(
-        "<qemu-migration>\n  <name>tiny</name>\n  <uuid>7e1e7e1e-0000-4000-8000-000000000001</uuid>\n  <hostuuid>{uuid}</hostuuid>\n  <!-- {step} -->\n</qemu-migration>\n"
-    )
-    .into_bytes();
-    v.push(0);
-    Bytes(v)
+    Bytes(std::fs::read(format!("{DIR}{file}")).unwrap_or_default())
 }
 
 fn emitted_by(c: &Bytes) -> Option<Host> {

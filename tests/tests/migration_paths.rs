@@ -88,10 +88,17 @@ fn managed_v3_success_matches_virsh_wire() {
         String::from_utf8_lossy(r.world.calls[i].cookie.as_ref().unwrap().as_slice()).into_owned()
     };
     assert!(r.world.calls[0].cookie.is_none());
-    assert!(cookie(2).contains("begin") && cookie(2).contains("0a0a0a0a"));
-    assert!(cookie(3).contains("prepare") && cookie(3).contains("0b0b0b0b"));
-    assert!(cookie(4).contains("perform"));
-    assert!(cookie(5).contains("finish"));
+    assert!(cookie(2).contains("<hostname>hosta</hostname>") && cookie(2).contains("<cpu"));
+    assert!(cookie(3).contains("<hostname>hostb</hostname>") && cookie(3).contains("<graphics"));
+    assert!(cookie(4).contains("<hostname>hosta</hostname>") && cookie(4).contains("<statistics>"));
+    assert!(cookie(5).contains("<hostname>hostb</hostname>") && cookie(5).contains("<delta>"));
+    // The real cookies, as the codec reads them.
+    for i in 2..6 {
+        let bytes = r.world.calls[i].cookie.as_ref().unwrap().as_slice();
+        let c = livemig_core::migration::cookie::Cookie::parse(bytes).unwrap().unwrap();
+        assert_eq!(c.name, "tiny");
+        assert_eq!(c.format(), bytes);
+    }
     assert_eq!(
         (r.world.src, r.world.dst),
         (SourceVm::Gone, DestVm::Running)

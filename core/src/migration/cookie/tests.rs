@@ -1,4 +1,4 @@
-//! Unit tests: error cases, escapes, caps and the small helpers.
+//! Unit tests of the cookie codec (spec/libvirt-migration.md §6, §12.9): error cases, escapes, caps, helpers.
 
 use super::*;
 

@@ -321,7 +321,7 @@ impl<'a> XmlReader<'a> {
                     if level == 0 {
                         return self.slice(o.start, q);
                     }
-                    level -= 1;
+                    level = level.saturating_sub(1);
                 }
                 Event::Decl(_) | Event::DocType(_) => {
                     return Err(malformed(p, "declaration inside an element"))

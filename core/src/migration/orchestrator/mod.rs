@@ -33,6 +33,14 @@ use crate::migration::error::{
 use crate::migration::flags::{param, MigrateFlags, Params};
 use crate::{Machine, Millis};
 
+/// What a call carries besides flags and params.
+#[derive(Clone, Copy)]
+enum Extra {
+    None,
+    Cookie,
+    CookieCancelled(bool),
+}
+
 /// Where the run is: the outstanding call, or the end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
@@ -171,9 +179,13 @@ impl Orchestrator {
         host: Host,
         procedure: Procedure,
         flags: u64,
-        with_cookie: bool,
-        cancelled: Option<bool>,
+        extra: Extra,
     ) {
+        let (with_cookie, cancelled) = match extra {
+            Extra::None => (false, None),
+            Extra::Cookie => (true, None),
+            Extra::CookieCancelled(c) => (true, Some(c)),
+        };
         let cookie = with_cookie.then(|| self.cookie_for(host));
         let params =
             if procedure == Procedure::DomainGetState || procedure == Procedure::DomainGetXmlDesc {
@@ -255,8 +267,7 @@ impl Orchestrator {
                             Host::Source,
                             Procedure::DomainGetXmlDesc,
                             xml_flags,
-                            false,
-                            None,
+                            Extra::None,
                         );
                     }
                 }
@@ -271,7 +282,7 @@ impl Orchestrator {
             Procedure::MigrateBegin3
         };
         let flags = self.source_flags();
-        self.call(now, Stage::Begin, Host::Source, proc_, flags, false, None);
+        self.call(now, Stage::Begin, Host::Source, proc_, flags, Extra::None);
     }
 
     fn get_state(&mut self, now: Millis) {
@@ -281,8 +292,7 @@ impl Orchestrator {
             Host::Source,
             Procedure::DomainGetState,
             0,
-            false,
-            None,
+            Extra::None,
         );
     }
 
@@ -311,16 +321,12 @@ impl Orchestrator {
             Protocol::V2 => Procedure::MigratePrepare2,
         };
         let flags = self.dest_flags();
-        let with_cookie = self.protocol().is_v3();
-        self.call(
-            now,
-            Stage::Prepare,
-            Host::Destination,
-            proc_,
-            flags,
-            with_cookie,
-            None,
-        );
+        let extra = if self.protocol().is_v3() {
+            Extra::Cookie
+        } else {
+            Extra::None
+        };
+        self.call(now, Stage::Prepare, Host::Destination, proc_, flags, extra);
     }
 
     fn prepare_failed(&mut self, now: Millis, e: RemoteError) {
@@ -378,7 +384,14 @@ impl Orchestrator {
             Protocol::V2 => Procedure::MigratePerform,
         };
         let flags = self.source_flags();
-        self.call(now, Stage::Perform, Host::Source, proc_, flags, true, None);
+        self.call(
+            now,
+            Stage::Perform,
+            Host::Source,
+            proc_,
+            flags,
+            Extra::Cookie,
+        );
     }
 
     fn perform_failed(&mut self, now: Millis, e: RemoteError, lost: bool) {
@@ -407,15 +420,14 @@ impl Orchestrator {
             self.params.replace_str(param::DEST_NAME, name);
         }
         let flags = self.dest_flags();
-        let cancelled = Some(self.cancelled);
+        let cancelled = self.cancelled;
         self.call(
             now,
             Stage::Finish,
             Host::Destination,
             proc_,
             flags,
-            true,
-            cancelled,
+            Extra::CookieCancelled(cancelled),
         );
     }
 
@@ -477,8 +489,7 @@ impl Orchestrator {
             Host::Source,
             proc_,
             flags,
-            true,
-            Some(cancelled),
+            Extra::CookieCancelled(cancelled),
         );
     }
 
