@@ -28,17 +28,17 @@ macro_rules! machines {
             $(#[doc = $doc] $variant($config),)*
         }
 
-        /// Any traceable machine.
+        /// Any traceable machine (boxed: their sizes differ widely).
         #[derive(Debug)]
         pub enum AnyMachine {
-            $(#[doc = $doc] $variant($ty),)*
+            $(#[doc = $doc] $variant(Box<$ty>),)*
         }
 
         impl Setup {
             /// A fresh machine for this setup.
             pub fn machine(&self) -> AnyMachine {
                 match self {
-                    $(Setup::$variant(c) => AnyMachine::$variant(<$ty>::new(c.clone())),)*
+                    $(Setup::$variant(c) => AnyMachine::$variant(Box::new(<$ty>::new(c.clone()))),)*
                 }
             }
         }
@@ -50,7 +50,7 @@ macro_rules! machines {
                 match self {
                     $(AnyMachine::$variant(m) => {
                         let i = serde_json::from_str(input).map_err(|e| e.to_string())?;
-                        Ok(step(m, now, i).iter().map(canonical).collect())
+                        Ok(step(m.as_mut(), now, i).iter().map(canonical).collect())
                     })*
                 }
             }
@@ -68,6 +68,9 @@ machines! {
     DestinationHost => crate::migration::destination::DestinationHost,
         crate::migration::destination::DestinationConfig,
         "The destination host's step logic.";
+    SpiceSession => crate::spice::session::Session,
+        crate::spice::session::SessionConfig,
+        "A SPICE client session that follows migrations.";
 }
 
 /// The first line of a trace.

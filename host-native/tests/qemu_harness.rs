@@ -6,9 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use livemig_host::qemu::{
-    PairError, PairOptions, QemuBinary, QemuPair, Side, TlsDir, Vga,
-};
+use livemig_host::qemu::{PairError, PairOptions, QemuBinary, QemuPair, Side, TlsDir, Vga};
 use serde_json::Value;
 
 fn start(options: PairOptions) -> QemuPair {
@@ -40,7 +38,10 @@ fn qemu_with_spice_is_installed() {
         qemu.version,
         qemu.password
     );
-    assert!(qemu.version.starts_with("QEMU emulator version"), "{qemu:?}");
+    assert!(
+        qemu.version.starts_with("QEMU emulator version"),
+        "{qemu:?}"
+    );
 }
 
 #[test]
@@ -78,6 +79,7 @@ fn a_migration_without_a_spice_client_completes_and_teardown_leaves_nothing() {
         "{spice_done:?} vs {stats:?}"
     );
     assert_eq!(stats.query_migrate["status"], "completed");
+    assert!(stats.total_time_ms > 0, "{stats:?}");
     assert_eq!(pair.query_status(Side::Destination).unwrap(), "running");
     assert_eq!(pair.query_status(Side::Source).unwrap(), "postmigrate");
     assert_eq!(pair.query_spice(Side::Source).unwrap()["migrated"], true);
@@ -100,7 +102,10 @@ fn a_migration_without_a_spice_client_completes_and_teardown_leaves_nothing() {
     drop(pair);
     let torn_down = t2.elapsed();
     for pid in pids {
-        assert!(!still_running(pid, &run_dir), "QEMU {pid} survived the drop");
+        assert!(
+            !still_running(pid, &run_dir),
+            "QEMU {pid} survived the drop"
+        );
     }
     assert!(!run_dir.exists(), "{} survived the drop", run_dir.display());
     eprintln!(
@@ -133,12 +138,19 @@ fn a_tls_pair_listens_on_its_tls_port_with_the_generated_certificate() {
     // A TLS client trusting only our CA completes the handshake with spice-server and sees
     // the subject we asked for.
     let out = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{dst_tls}"), "-CAfile"])
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{dst_tls}"),
+            "-CAfile",
+        ])
         .arg(tls.ca_cert_path())
         .args(["-verify_return_error", "-verify_ip", "127.0.0.1", "-brief"])
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("running `openssl s_client` failed ({e}); apt-get install openssl"));
+        .unwrap_or_else(|e| {
+            panic!("running `openssl s_client` failed ({e}); apt-get install openssl")
+        });
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -160,7 +172,10 @@ fn a_tls_pair_listens_on_its_tls_port_with_the_generated_certificate() {
     let run_dir = pair.run_dir().to_path_buf();
     drop(pair);
     assert!(!run_dir.exists());
-    assert!(tls.dir.exists(), "the TLS dir belongs to its TlsDir, not to the pair");
+    assert!(
+        tls.dir.exists(),
+        "the TLS dir belongs to its TlsDir, not to the pair"
+    );
 }
 
 #[test]
@@ -242,4 +257,34 @@ fn a_killed_destination_is_reported_with_its_side() {
         other => panic!("expected a QMP error, got {other:?}"),
     }
     assert_eq!(pair.query_status(Side::Source).unwrap(), "running");
+}
+
+#[test]
+fn a_panicking_holder_leaves_no_qemu_behind() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let joined = std::thread::spawn(move || {
+        let pair = start(PairOptions::default());
+        tx.send((
+            [pair.pid(Side::Source), pair.pid(Side::Destination)],
+            pair.run_dir().to_path_buf(),
+        ))
+        .unwrap();
+        panic!("deliberate panic while holding a pair");
+    })
+    .join();
+    assert!(joined.is_err(), "the thread was meant to panic");
+    let (pids, run_dir) = rx.recv().unwrap();
+    for pid in pids {
+        assert!(
+            !still_running(pid, &run_dir),
+            "QEMU {pid} survived the panic"
+        );
+    }
+    assert!(
+        !run_dir.exists(),
+        "{} survived the panic",
+        run_dir.display()
+    );
+    // The lock was released by the unwinding: a new pair starts.
+    drop(start(PairOptions::default()));
 }

@@ -4,4 +4,5 @@
 //! * [`wire`]: the sans-IO wire codec: link stage, data headers, the framer and the typed
 //!   messages migration needs (§1-§3).
 
+pub mod session;
 pub mod wire;

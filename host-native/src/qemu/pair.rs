@@ -653,7 +653,8 @@ impl QemuPair {
 
     /// Waits until both sides report `MIGRATION {"status":"completed"}` (consuming those two
     /// events; other events stay queued, so do not drain the `MIGRATION` events before) and
-    /// returns the source's figures. A `failed` or `cancelled` status on either side gives
+    /// returns the source's figures (waiting up to 1 s more for QEMU to fill in `total-time`,
+    /// which it does just after the event). A `failed` or `cancelled` status on either side gives
     /// [`PairError::Migration`].
     pub fn wait_migration_completed(
         &mut self,
@@ -661,8 +662,18 @@ impl QemuPair {
     ) -> Result<MigrationStats, PairError> {
         let deadline = Instant::now() + timeout;
         let src_event = self.wait_migration_end(Side::Source, deadline)?;
-        let info = self.execute(Side::Source, "query-migrate", Value::Null)?;
         let dst_event = self.wait_migration_end(Side::Destination, deadline)?;
+        // QEMU emits the `completed` event a moment before it computes the figures: until
+        // then query-migrate reports total-time 0. Poll briefly for them.
+        let figures_deadline = Instant::now() + Duration::from_secs(1);
+        let info = loop {
+            let info = self.execute(Side::Source, "query-migrate", Value::Null)?;
+            let total = info.get("total-time").and_then(Value::as_u64).unwrap_or(0);
+            if total > 0 || Instant::now() >= figures_deadline {
+                break info;
+            }
+            thread::sleep(Duration::from_millis(2));
+        };
         let ms = |k: &str| info.get(k).and_then(Value::as_u64).unwrap_or(0);
         Ok(MigrationStats {
             total_time_ms: ms("total-time"),
@@ -767,8 +778,12 @@ impl QemuPair {
         if let Some(s) = child.try_wait().map_err(io_err("try_wait"))? {
             return Ok(s);
         }
-        child.kill().map_err(io_err(format!("kill the {side} QEMU")))?;
-        child.wait().map_err(io_err(format!("wait for the {side} QEMU")))
+        child
+            .kill()
+            .map_err(io_err(format!("kill the {side} QEMU")))?;
+        child
+            .wait()
+            .map_err(io_err(format!("wait for the {side} QEMU")))
     }
 
     /// Tears the pair down now (the same as dropping it).
@@ -856,8 +871,8 @@ fn free_ports(n: usize) -> Result<Vec<u16>, PairError> {
 
 fn spawn(binary: &QemuBinary, side: Side, args: &[String], dir: &Path) -> Result<Proc, PairError> {
     let stderr_path = dir.join(format!("{}.stderr", side.tag()));
-    let stderr = File::create(&stderr_path)
-        .map_err(io_err(format!("create {}", stderr_path.display())))?;
+    let stderr =
+        File::create(&stderr_path).map_err(io_err(format!("create {}", stderr_path.display())))?;
     let _ = fs::write(
         dir.join(format!("{}.cmdline", side.tag())),
         format!("{} {}\n", binary.path.display(), args.join(" ")),
@@ -884,8 +899,8 @@ fn spawn(binary: &QemuBinary, side: Side, args: &[String], dir: &Path) -> Result
 fn connect_qmp(proc: &mut Proc, dir: &Path, deadline: Instant) -> Result<Qmp, PairError> {
     let path = dir.join(format!("{}.qmp", proc.side.tag()));
     loop {
-        if let Some(status) = proc.exited() {
-            return Err(proc.start_error(format!("QEMU exited ({status}) before QMP was up")));
+        if proc.exited().is_some() {
+            return Err(proc.start_error("QEMU exited before QMP was up".to_string()));
         }
         match UnixStream::connect(&path) {
             Ok(stream) => {
@@ -969,7 +984,10 @@ mod tests {
                        "tls": false, "host": "127.0.0.1", "port": "1", "family": "ipv4"});
         let info = parse_channel(&c).unwrap();
         assert_eq!(info.connection_id, 3175435938);
-        assert_eq!((info.channel_type, info.channel_id, info.tls), (1, 0, false));
+        assert_eq!(
+            (info.channel_type, info.channel_id, info.tls),
+            (1, 0, false)
+        );
         let c = json!({"connection-id": 7, "channel-type": 3, "channel-id": 0, "tls": true});
         assert_eq!(parse_channel(&c).unwrap().connection_id, 7);
     }

@@ -202,11 +202,7 @@ impl Qmp {
         timeout: Duration,
         mut accept: impl FnMut(&Event) -> bool,
     ) -> Result<Event, QmpError> {
-        if let Some(i) = self
-            .events
-            .iter()
-            .position(|e| e.name == name && accept(e))
-        {
+        if let Some(i) = self.events.iter().position(|e| e.name == name && accept(e)) {
             return Ok(self.events.remove(i).expect("index found above"));
         }
         let deadline = Instant::now() + timeout;
@@ -324,7 +320,9 @@ fn reply_result(msg: Value) -> Result<Value, QmpError> {
         Value::Object(mut o) => o
             .remove("return")
             .ok_or_else(|| QmpError::Protocol(format!("reply without return: {o:?}"))),
-        other => Err(QmpError::Protocol(format!("reply is not an object: {other}"))),
+        other => Err(QmpError::Protocol(format!(
+            "reply is not an object: {other}"
+        ))),
     }
 }
 
@@ -357,7 +355,9 @@ mod tests {
     use std::os::unix::net::UnixListener;
 
     /// A fake QEMU on a socketpair: greeting, capabilities, then the scripted exchange.
-    fn fake(script: impl FnOnce(&mut BufReader<UnixStream>, &mut UnixStream) + Send + 'static) -> Qmp {
+    fn fake(
+        script: impl FnOnce(&mut BufReader<UnixStream>, &mut UnixStream) + Send + 'static,
+    ) -> Qmp {
         let dir = std::env::temp_dir().join(format!(
             "livemig-qmp-unit-{}-{:?}",
             std::process::id(),
@@ -398,7 +398,10 @@ mod tests {
             s.write_all(b"RATION\", \"data\": {\"status\": \"completed\"}, \"timestamp\": {\"seconds\": 3, \"microseconds\": 0}}\r\n{\"return\": {\"status\": \"running\"}, \"id\": 2}\r\n").unwrap();
             line.clear();
             r.read_line(&mut line).unwrap();
-            s.write_all(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"nope\"}, \"id\": 3}\r\n").unwrap();
+            s.write_all(
+                b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"nope\"}, \"id\": 3}\r\n",
+            )
+            .unwrap();
             thread::sleep(Duration::from_millis(300));
             s.write_all(b"{\"event\": \"RESUME\", \"timestamp\": {\"seconds\": 4, \"microseconds\": 1}}\r\n").unwrap();
             thread::sleep(Duration::from_millis(500));
@@ -411,7 +414,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let m = qmp.wait_event("MIGRATION", Duration::from_millis(10)).unwrap();
+        let m = qmp
+            .wait_event("MIGRATION", Duration::from_millis(10))
+            .unwrap();
         assert_eq!(m.data["status"], "completed");
         assert_eq!(m.timestamp_us, 3_000_000);
         assert!(matches!(

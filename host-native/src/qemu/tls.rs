@@ -28,8 +28,7 @@ use std::sync::Arc;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue,
-    ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 
 /// The subject used by [`TlsDir::generate_temp_default`].
@@ -139,7 +138,11 @@ impl TlsDir {
         let ca_cert_pem = ca_cert.pem();
         let server_cert_pem = cert.pem();
         write_file(&dir.join("ca-cert.pem"), ca_cert_pem.as_bytes(), 0o644)?;
-        write_file(&dir.join("server-cert.pem"), server_cert_pem.as_bytes(), 0o644)?;
+        write_file(
+            &dir.join("server-cert.pem"),
+            server_cert_pem.as_bytes(),
+            0o644,
+        )?;
         write_file(
             &dir.join("server-key.pem"),
             key.serialize_pem().as_bytes(),
