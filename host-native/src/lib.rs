@@ -5,3 +5,4 @@
 pub mod present;
 pub mod qemu;
 pub mod replay;
+pub mod spice;

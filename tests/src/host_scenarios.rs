@@ -23,7 +23,8 @@ use serde::Serialize;
 /// (libvirt-real-peer.md §5), as the cookie codec's golden vectors hold them.
 pub mod cookies {
     /// Begin3 → Prepare3 (882 bytes).
-    pub const BEGIN: &[u8] = include_bytes!("../../core/tests/vectors/cookies/begin-prepare.cookie");
+    pub const BEGIN: &[u8] =
+        include_bytes!("../../core/tests/vectors/cookies/begin-prepare.cookie");
     /// Prepare3 → Perform3 (724 bytes; SPICE `<graphics>` and capabilities).
     pub const PREPARE: &[u8] =
         include_bytes!("../../core/tests/vectors/cookies/prepare-perform.cookie");
@@ -31,7 +32,8 @@ pub mod cookies {
     pub const PERFORM: &[u8] =
         include_bytes!("../../core/tests/vectors/cookies/perform-finish.cookie");
     /// Finish3 → Confirm3 (1143 bytes; statistics with delta).
-    pub const FINISH: &[u8] = include_bytes!("../../core/tests/vectors/cookies/finish-confirm.cookie");
+    pub const FINISH: &[u8] =
+        include_bytes!("../../core/tests/vectors/cookies/finish-confirm.cookie");
 }
 
 /// The migrated domain's name.
@@ -45,7 +47,8 @@ pub const HOSTB_UUID: &str = "0b0b0b0b-0000-4000-8000-00000000000b";
 /// The migration URI the destination hands out (`uri_out`).
 pub const URI: &str = "tcp:10.77.0.2:49152";
 /// The graphics URI of the override scenario (`virsh migrate --graphicsuri`).
-pub const GRAPHICS_URI: &str = "spice://10.77.0.9:5941/?tlsPort=5942&tlsSubject=C%3DGB%2CCN%3Dhostb";
+pub const GRAPHICS_URI: &str =
+    "spice://10.77.0.9:5941/?tlsPort=5942&tlsSubject=C%3DGB%2CCN%3Dhostb";
 /// The bound on Confirm's SPICE wait in the bounded scenario.
 pub const SPICE_WAIT_MS: Millis = 5_000;
 /// Delay between a hypervisor command and each of its scripted answers.
@@ -99,6 +102,10 @@ impl HostRole for DestinationHost {
     }
 }
 
+/// A scripted hypervisor answer: the tag of the action it answers (its serde `type`) and
+/// the inputs fed back, [`HV_MS`] apart.
+pub type Answer<I> = (&'static str, Vec<I>);
+
 /// One scenario: everything the driver needs, as data.
 #[derive(Clone, Debug)]
 pub struct Scenario<M: HostRole> {
@@ -111,7 +118,7 @@ pub struct Scenario<M: HostRole> {
     /// The hypervisor's answers: the first unused entry whose tag equals an action's
     /// `type` answers it, with these inputs ([`HV_MS`] apart). Actions without an entry
     /// get no answer (fire-and-forget, or a command that hangs).
-    pub answers: Vec<(&'static str, Vec<M::Input>)>,
+    pub answers: Vec<Answer<M::Input>>,
 }
 
 /// The outcome of running a scenario.
@@ -150,8 +157,7 @@ pub fn run<M: HostRole>(s: &Scenario<M>) -> Run<M> {
     let (mut m, setup) = M::start(&s.config);
     let mut w = Writer::new(&setup);
     let mut records = Vec::new();
-    let mut answers: Vec<Option<(&'static str, Vec<M::Input>)>> =
-        s.answers.iter().cloned().map(Some).collect();
+    let mut answers: Vec<Option<Answer<M::Input>>> = s.answers.iter().cloned().map(Some).collect();
     // Hypervisor answers due, in the order they were scheduled.
     let mut pending: Vec<(Millis, M::Input)> = Vec::new();
     let mut script = s.script.iter().cloned().peekable();
@@ -285,7 +291,7 @@ fn confirm(cancelled: bool) -> SourceInput {
 }
 
 /// QEMU's answers to a Perform up to `migrate`: relocation and capabilities succeed.
-fn perform_answers() -> Vec<(&'static str, Vec<SourceInput>)> {
+fn perform_answers() -> Vec<Answer<SourceInput>> {
     vec![
         (
             "set_spice_relocation",
@@ -299,7 +305,7 @@ fn perform_answers() -> Vec<(&'static str, Vec<SourceInput>)> {
 }
 
 /// `migrate` reaches switchover (STOP) and completes.
-fn migration_completes() -> (&'static str, Vec<SourceInput>) {
+fn migration_completes() -> Answer<SourceInput> {
     (
         "start_migration",
         vec![
@@ -312,15 +318,17 @@ fn migration_completes() -> (&'static str, Vec<SourceInput>) {
 }
 
 fn with(
-    mut base: Vec<(&'static str, Vec<SourceInput>)>,
-    more: impl IntoIterator<Item = (&'static str, Vec<SourceInput>)>,
-) -> Vec<(&'static str, Vec<SourceInput>)> {
+    mut base: Vec<Answer<SourceInput>>,
+    more: impl IntoIterator<Item = Answer<SourceInput>>,
+) -> Vec<Answer<SourceInput>> {
     base.extend(more);
     base
 }
 
 /// Begin@0 and Perform@10 of a successful migration; Perform's reply comes at 50.
-fn performed(script: impl IntoIterator<Item = (Millis, SourceInput)>) -> Vec<(Millis, SourceInput)> {
+fn performed(
+    script: impl IntoIterator<Item = (Millis, SourceInput)>,
+) -> Vec<(Millis, SourceInput)> {
     let mut v = vec![(0, begin(LIVE_PROT)), (10, perform())];
     v.extend(script);
     v
@@ -330,7 +338,7 @@ fn src(
     name: &'static str,
     config: SourceConfig,
     script: Vec<(Millis, SourceInput)>,
-    answers: Vec<(&'static str, Vec<SourceInput>)>,
+    answers: Vec<Answer<SourceInput>>,
 ) -> Scenario<SourceHost> {
     Scenario {
         name,
@@ -530,7 +538,7 @@ fn completed() -> DestinationInput {
     }
 }
 
-fn started(error: Option<&str>) -> (&'static str, Vec<DestinationInput>) {
+fn started(error: Option<&str>) -> Answer<DestinationInput> {
     (
         "start_incoming",
         vec![DestinationInput::IncomingStarted {
@@ -539,7 +547,7 @@ fn started(error: Option<&str>) -> (&'static str, Vec<DestinationInput>) {
     )
 }
 
-fn cpus(error: Option<&str>) -> (&'static str, Vec<DestinationInput>) {
+fn cpus(error: Option<&str>) -> Answer<DestinationInput> {
     (
         "start_cpus",
         vec![DestinationInput::CpusStarted {
@@ -552,7 +560,7 @@ fn dst(
     name: &'static str,
     config: DestinationConfig,
     script: Vec<(Millis, DestinationInput)>,
-    answers: Vec<(&'static str, Vec<DestinationInput>)>,
+    answers: Vec<Answer<DestinationInput>>,
 ) -> Scenario<DestinationHost> {
     Scenario {
         name,

@@ -18,13 +18,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(m) = ServerMsg::decode(channel, msg_type, body) {
         assert_eq!(m.msg_type(), msg_type);
         let mut out = Vec::new();
-        m.encode_body(&mut out).expect("a decoded message re-encodes");
+        m.encode_body(&mut out)
+            .expect("a decoded message re-encodes");
         assert_eq!(ServerMsg::decode(channel, msg_type, &out), Ok(m));
     }
     if let Ok(m) = ClientMsg::decode(channel, msg_type, body) {
         assert_eq!(m.msg_type(), msg_type);
         let mut out = Vec::new();
-        m.encode_body(&mut out).expect("a decoded message re-encodes");
+        m.encode_body(&mut out)
+            .expect("a decoded message re-encodes");
         assert_eq!(ClientMsg::decode(channel, msg_type, &out), Ok(m));
     }
     let _ = MigrateDataHeader::peek(body);

@@ -499,11 +499,7 @@ impl Session {
         match role {
             Role::Source => {
                 if channel != ChannelRef::MAIN {
-                    self.event(SessionEvent::ChannelReady {
-                        channel,
-                        session_id: None,
-                    });
-                    self.flush_queue(channel);
+                    self.channel_up(id, channel);
                 }
             }
             Role::Destination => {
@@ -513,6 +509,21 @@ impl Session {
                 self.check_connected();
             }
         }
+    }
+
+    /// A freshly linked (or semi-seamlessly re-linked) channel: its init message, then the
+    /// application's queue (§4 "Semi-seamless switch" 6: `spice_channel_up`).
+    fn channel_up(&mut self, id: ConnId, channel: ChannelRef) {
+        if channel.kind == ChannelType::Display {
+            if let Some(init) = self.cfg.display_init {
+                self.send_msg(id, &ClientMsg::DisplayInit(init));
+            }
+        }
+        self.event(SessionEvent::ChannelReady {
+            channel,
+            session_id: None,
+        });
+        self.flush_queue(channel);
     }
 
     /// Send what the application queued on `channel` while it could not send.
@@ -1168,11 +1179,7 @@ impl Session {
                 conn.hold = false;
                 conn.role = Role::Source;
             }
-            self.event(SessionEvent::ChannelReady {
-                channel,
-                session_id: None,
-            });
-            self.flush_queue(channel);
+            self.channel_up(t, channel);
             self.pump(now, t);
         }
         self.mig = Mig::Idle;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bytes::Bytes;
 use crate::spice::wire::consts::{ChannelType, LinkErr};
+use crate::spice::wire::msg::DisplayInit;
 use crate::Millis;
 
 /// A host-chosen handle for one transport connection (TCP, TLS, unix or WebSocket).
@@ -86,6 +87,12 @@ pub struct SessionConfig {
     /// Largest number of bytes buffered for one connection before it is an error.
     #[serde(default = "default_max_buffer")]
     pub max_buffered: u64,
+    /// DISPLAY_INIT sent on every freshly linked display channel (spice-server waits for
+    /// it before it starts the display, §4 "Semi-seamless switch" 6); `None` leaves it to
+    /// the application. Default: pixmap cache 1 of size 0 (no caching), GLZ dictionary 1
+    /// with a window of 1.
+    #[serde(default = "default_display_init")]
+    pub display_init: Option<DisplayInit>,
 }
 
 fn yes() -> bool {
@@ -96,6 +103,14 @@ fn default_connect_timeout() -> Millis {
 }
 fn default_max_buffer() -> u64 {
     64 << 20
+}
+fn default_display_init() -> Option<DisplayInit> {
+    Some(DisplayInit {
+        pixmap_cache_id: 1,
+        pixmap_cache_size: 0,
+        glz_dictionary_id: 1,
+        glz_dictionary_window_size: 1,
+    })
 }
 
 impl SessionConfig {
@@ -108,6 +123,7 @@ impl SessionConfig {
             channel_types: Vec::new(),
             migrate_connect_timeout_ms: default_connect_timeout(),
             max_buffered: default_max_buffer(),
+            display_init: default_display_init(),
         }
     }
 }

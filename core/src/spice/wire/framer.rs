@@ -14,7 +14,8 @@
 //! * [`FrameBuf`] is the owned convenience: `push` received bytes, then take
 //!   [`next_frame`](FrameBuf::next_frame) (borrowed) or [`next_owned`](FrameBuf::next_owned)
 //!   until `None`. It keeps a read offset and compacts only when at least half of its buffer
-//!   is consumed, so each byte is moved at most about once.
+//!   is consumed and the new bytes would not fit the capacity, so each byte is moved at most
+//!   about once and the buffer stays within about twice the bytes in flight.
 //!
 //! A declared size is checked against the limit as soon as the header is there and is never
 //! used to reserve memory: buffers only grow with bytes actually received.
@@ -236,7 +237,8 @@ impl FrameBuf {
             if live == 0 {
                 self.buf.clear();
                 self.start = 0;
-            } else if self.start >= live {
+            } else if self.start >= live && self.buf.len() + bytes.len() > self.buf.capacity() {
+                // Move only when appending would reallocate (and copy) anyway.
                 self.buf.drain(..self.start);
                 self.start = 0;
             }

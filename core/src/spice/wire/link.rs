@@ -291,27 +291,20 @@ impl LinkReply {
 
     /// Client side: parse the server's reply (§1.1): magic, major 2, 178 ≤ size ≤ 4096;
     /// for `error == OK` also each count ≤ 1024, caps_offset ≥ 178 and caps inside `size`.
-    /// An error reply is returned as such (its caps fields are not looked at).
+    /// An error reply is returned as [`LinkReply::error_reply`]: everything after `error` is
+    /// ignored (spice-server zeroes it).
     pub fn decode(buf: &[u8]) -> Result<Option<(LinkReply, usize)>, WireError> {
         let Some(body) = checked_link_body(buf, "SpiceLinkReply", Self::FIXED_LEN as u32)? else {
             return Ok(None);
         };
         let consumed = LinkHeader::LEN + body.len();
         let error = LinkErr::from_raw(le_u32(body, 0).unwrap_or(0));
+        if !error.is_ok() {
+            return Ok(Some((LinkReply::error_reply(error), consumed)));
+        }
         let mut pub_key = [0u8; PUB_KEY_LEN];
         if let Some(key) = body.get(4..4 + PUB_KEY_LEN) {
             pub_key.copy_from_slice(key);
-        }
-        if !error.is_ok() {
-            return Ok(Some((
-                LinkReply {
-                    error,
-                    pub_key,
-                    common_caps: Caps::new(),
-                    channel_caps: Caps::new(),
-                },
-                consumed,
-            )));
         }
         let (common_caps, channel_caps) = read_caps(
             body,

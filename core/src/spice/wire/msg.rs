@@ -2,7 +2,7 @@
 //! encode what it sends, and the reverse for simulated servers and tests.
 //!
 //! * [`ServerMsg::decode`] / [`ClientMsg::decode`] take the channel type, the message type
-//!   and the body (e.g. from a [`Frame`](super::framer::Frame)) and return a typed message,
+//!   and the body (e.g. from a [`Frame`]) and return a typed message,
 //!   or `Other { msg_type, body }` for everything passed through unparsed (display drawing,
 //!   cursor, audio, …). Opaque bodies (MIGRATE_DATA, AGENT_DATA) borrow the input.
 //! * Both implement [`WireMsg`]; [`encode_msg`] writes header and body in one pass.
