@@ -115,6 +115,8 @@ enum Mig {
     },
     /// Semi-seamless: main switched, waiting for the target's MAIN_INIT.
     WaitInit,
+    /// Armed, then the target went away: waiting for the source's MIGRATE_CANCEL.
+    TargetLost,
 }
 
 /// The session machine (see the module docs).
@@ -762,7 +764,7 @@ impl Session {
     // ---- migration: connecting the target ----------------------------------------------
 
     fn on_begin(&mut self, kind: MigrationKind, version: u32, target: Endpoint, switch_host: bool) {
-        if !matches!(self.mig, Mig::Idle) {
+        if !matches!(self.mig, Mig::Idle | Mig::TargetLost) {
             self.error(SessionError::Protocol {
                 channel: ChannelRef::MAIN,
                 message: "migration announced while one is under way; ignored".into(),
@@ -963,10 +965,14 @@ impl Session {
         match self.mig {
             Mig::Connecting { .. } | Mig::Checking { .. } => self.connect_error(reason),
             Mig::Armed { .. } => {
-                // The source will cancel or fall back; keep it as the session.
-                self.mig = Mig::Idle;
+                // The source decides what follows (its migration will fail and it sends
+                // MIGRATE_CANCEL); the session stays on it meanwhile.
+                self.mig = Mig::TargetLost;
                 self.drop_targets();
-                self.event(SessionEvent::MigrationFailed { reason });
+                self.error(SessionError::Transport {
+                    channel: ChannelRef::MAIN,
+                    reason,
+                });
             }
             _ => {}
         }
