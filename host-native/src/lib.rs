@@ -2,6 +2,7 @@
 //! SPICE, QEMU and sandbox drivers arrive with their issues).
 #![forbid(unsafe_code)]
 
+pub mod demo;
 pub mod present;
 pub mod qemu;
 pub mod replay;
