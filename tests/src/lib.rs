@@ -5,6 +5,8 @@
 pub mod host_scenarios;
 pub mod libvirt_sim;
 pub mod scenarios;
+pub mod spice_scenarios;
+pub mod spice_sim;
 
 /// The folder holding the committed trace corpus.
 pub fn traces_dir() -> std::path::PathBuf {
