@@ -78,6 +78,7 @@ fn unreachable_target_answers_connect_error_and_stays() {
         port,
         tls_port: None,
         cert_subject: None,
+        unix: None,
     };
     pair.client_migrate_info(&nowhere).unwrap();
     c.wait_event(T, "MigrationFailed", failed).unwrap();

@@ -111,3 +111,34 @@ fn no_motion_is_lost_across_the_switch_the_server_counts() {
         assert_eq!(ok, !drop_one, "sent {sent} of {n}, acks {acks}");
     }
 }
+
+#[test]
+fn seamless_migration_over_unix_sockets() {
+    use std::sync::Arc;
+    let mut pair = start(PairOptions {
+        unix_spice: true,
+        ..PairOptions::default()
+    });
+    let (src, dst) = (pair.source_spice(), pair.dest_spice());
+    let routes = [(src.port, src.unix.clone().unwrap()), (dst.port, dst.unix.clone().unwrap())];
+    let opts = ClientOptions {
+        unix_route: Some(Arc::new(move |_, port| {
+            routes.iter().find(|(p, _)| *p == port).map(|(_, path)| path.clone())
+        })),
+        ..ClientOptions::default()
+    };
+    let (mut c, sid, channels) = link(&pair, |_| {}, opts);
+    pair.client_migrate_info(&dst).unwrap();
+    c.wait_event(T, "connected", |e| {
+        matches!(e, SessionEvent::MigrationConnected { kind: MigrationKind::Seamless })
+    })
+    .unwrap();
+    pair.migrate().unwrap();
+    pair.wait_migration_completed(T).unwrap();
+    c.wait_event(T, "Migrated", migrated(MigrationKind::Seamless)).unwrap();
+    pair.wait_spice_migrate_completed(T).unwrap();
+    let chans = pair.spice_channels(Side::Destination).unwrap();
+    assert_eq!(chans.len(), channels.len() + 1);
+    assert!(chans.iter().all(|ch| ch.connection_id == sid));
+    still_answers(&mut c);
+}

@@ -141,6 +141,8 @@ pub struct PairOptions {
     pub keep_run_dir: bool,
     /// Bound on each QEMU coming up (process start to QMP ready).
     pub start_timeout: Duration,
+    /// SPICE on unix sockets in the run directory instead of TCP (no TLS then).
+    pub unix_spice: bool,
 }
 
 impl Default for PairOptions {
@@ -156,6 +158,7 @@ impl Default for PairOptions {
             dest_spice_port: None,
             qemu: None,
             keep_run_dir: std::env::var_os("LIVEMIG_QEMU_KEEP_RUN_DIR").is_some(),
+            unix_spice: false,
             start_timeout: Duration::from_secs(10),
         }
     }
@@ -173,6 +176,9 @@ pub struct SpiceAddr {
     pub tls_port: Option<u16>,
     /// The server certificate's subject in spice form (`C=..,L=..,O=..,CN=..`), if TLS is on.
     pub cert_subject: Option<String>,
+    /// The unix socket SPICE listens on instead of TCP ([`PairOptions::unix_spice`]); `port`
+    /// is then only the nominal port `client_migrate_info` announces.
+    pub unix: Option<PathBuf>,
 }
 
 /// One entry of `query-spice`'s `channels`.
@@ -438,9 +444,19 @@ impl QemuPair {
             port: fixed.unwrap_or_else(|| free.next().expect("enough ports picked")),
             tls_port: tls.then(|| free.next().expect("enough ports picked")),
             cert_subject: options.tls.as_ref().map(|t| t.cert_subject.clone()),
+            unix: None,
         };
-        let src_spice = spice_addr(options.source_spice_port);
-        let dst_spice = spice_addr(options.dest_spice_port);
+        if options.unix_spice && tls {
+            return Err(PairError::Unsupported {
+                what: "TLS on a unix-socket SPICE server".into(),
+            });
+        }
+        let mut src_spice = spice_addr(options.source_spice_port);
+        let mut dst_spice = spice_addr(options.dest_spice_port);
+        if options.unix_spice {
+            src_spice.unix = Some(run_dir.path.join("src.spice"));
+            dst_spice.unix = Some(run_dir.path.join("dst.spice"));
+        }
 
         let mut extra: Vec<String> = Vec::new();
         let password_opt = match (&options.password, binary.password) {
@@ -478,10 +494,12 @@ impl QemuPair {
         let migrate_uri = format!("unix:{}", run_dir.path.join("mig.sock").display());
 
         let args = |side: Side, spice: &SpiceAddr| -> Vec<String> {
+            let listen = match &spice.unix {
+                Some(path) => format!("unix=on,addr={}", opt_escape(&path.to_string_lossy())),
+                None => format!("port={},addr={}", spice.port, spice.host),
+            };
             let mut spice_opt = format!(
-                "port={},addr={},seamless-migration={},{password_opt}",
-                spice.port,
-                spice.host,
+                "{listen},seamless-migration={},{password_opt}",
                 if options.seamless { "on" } else { "off" }
             );
             if let (Some(tls_port), Some(dir)) = (spice.tls_port, &options.tls) {

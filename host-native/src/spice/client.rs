@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -25,6 +26,9 @@ use super::tls::Trust;
 /// Decides whether a migration target may be contacted.
 pub type TargetPolicy = Arc<dyn Fn(&Endpoint) -> bool + Send + Sync>;
 
+/// Maps an endpoint and port to a unix socket to use instead of TCP (`None`: TCP).
+pub type UnixRoute = Arc<dyn Fn(&Endpoint, u16) -> Option<std::path::PathBuf> + Send + Sync>;
+
 /// How the client runs.
 #[derive(Clone)]
 pub struct ClientOptions {
@@ -36,6 +40,8 @@ pub struct ClientOptions {
     pub record: bool,
     /// Bound on one TCP connect.
     pub connect_timeout: Duration,
+    /// Unix-socket routing (e.g. a QEMU whose SPICE listens on `unix=on`).
+    pub unix_route: Option<UnixRoute>,
 }
 
 impl Default for ClientOptions {
@@ -45,6 +51,7 @@ impl Default for ClientOptions {
             policy: Arc::new(|_| true),
             record: false,
             connect_timeout: Duration::from_secs(3),
+            unix_route: None,
         }
     }
 }
@@ -196,8 +203,53 @@ pub fn spawn(cfg: SessionConfig, opts: ClientOptions) -> ClientHandle {
     }
 }
 
+/// A connected byte stream: TCP or unix.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn try_clone(&self) -> std::io::Result<Stream> {
+        Ok(match self {
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+        })
+    }
+    fn shutdown(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(Shutdown::Both),
+            Stream::Unix(s) => s.shutdown(Shutdown::Both),
+        };
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+        }
+    }
+}
+
 struct Link {
-    stream: TcpStream,
+    stream: Stream,
     tls: Option<ClientConnection>,
     connected: bool,
 }
@@ -278,7 +330,7 @@ impl Driver {
             }
         }
         for (_, l) in std::mem::take(&mut self.links) {
-            let _ = l.stream.shutdown(Shutdown::Both);
+            l.stream.shutdown();
         }
         self.report.trace = self.writer.as_ref().map(Writer::finish);
         self.report
@@ -312,7 +364,7 @@ impl Driver {
             SessionAction::Transmit { conn, bytes } => self.write(conn, bytes.as_slice()),
             SessionAction::Close { conn } => {
                 if let Some(l) = self.links.remove(&conn) {
-                    let _ = l.stream.shutdown(Shutdown::Both);
+                    l.stream.shutdown();
                 }
             }
             SessionAction::EncryptTicket {
@@ -350,25 +402,13 @@ impl Driver {
 
     fn open(&mut self, conn: ConnId, endpoint: &Endpoint, port: u16, tls: Option<&Verify>) {
         let fail = |reason: String| SessionInput::ConnectFailed { conn, reason };
-        let addr = match (endpoint.host.as_str(), port).to_socket_addrs() {
-            Ok(mut a) => a.next(),
-            Err(e) => {
-                self.pending.push_back(fail(e.to_string()));
-                return;
-            }
-        };
-        let Some(addr) = addr else {
-            self.pending.push_back(fail("no address".into()));
-            return;
-        };
-        let stream = match TcpStream::connect_timeout(&addr, self.opts.connect_timeout) {
+        let stream = match self.dial(endpoint, port) {
             Ok(s) => s,
             Err(e) => {
-                self.pending.push_back(fail(format!("{addr}: {e}")));
+                self.pending.push_back(fail(e));
                 return;
             }
         };
-        let _ = stream.set_nodelay(true);
         let tls_conn = match tls {
             None => None,
             Some(v) => match self.trust.as_ref().map(|t| t.connect(v, &endpoint.host)) {
@@ -415,6 +455,23 @@ impl Driver {
         }
     }
 
+    fn dial(&self, endpoint: &Endpoint, port: u16) -> Result<Stream, String> {
+        if let Some(path) = self.opts.unix_route.as_ref().and_then(|r| r(endpoint, port)) {
+            return UnixStream::connect(&path)
+                .map(Stream::Unix)
+                .map_err(|e| format!("{}: {e}", path.display()));
+        }
+        let addr = (endpoint.host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or_else(|| "no address".to_owned())?;
+        let s = TcpStream::connect_timeout(&addr, self.opts.connect_timeout)
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let _ = s.set_nodelay(true);
+        Ok(Stream::Tcp(s))
+    }
+
     fn write(&mut self, conn: ConnId, bytes: &[u8]) {
         let Some(l) = self.links.get_mut(&conn) else {
             return;
@@ -447,7 +504,7 @@ impl Driver {
 
     fn lost(&mut self, conn: ConnId, reason: String) {
         if let Some(l) = self.links.remove(&conn) {
-            let _ = l.stream.shutdown(Shutdown::Both);
+            l.stream.shutdown();
             let input = if l.connected {
                 SessionInput::Closed { conn, reason }
             } else {
@@ -518,7 +575,7 @@ impl Driver {
     }
 }
 
-fn read_loop(mut stream: TcpStream, conn: ConnId, tx: Sender<LoopMsg>) {
+fn read_loop(mut stream: Stream, conn: ConnId, tx: Sender<LoopMsg>) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match stream.read(&mut buf) {
