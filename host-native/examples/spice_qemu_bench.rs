@@ -9,7 +9,10 @@ fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
 }
 
 fn main() {
-    let runs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10);
     let (mut connect, mut lag, mut mig) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let r = livemig_host::demo::spice_seamless(false, |_| {}).expect("demo run");
@@ -20,7 +23,10 @@ fn main() {
     println!("| measure ({runs} runs, 4 channels) | min ms | median ms | max ms |");
     println!("|---|---:|---:|---:|");
     for (name, v) in [
-        ("client_migrate_info → every destination channel linked", connect),
+        (
+            "client_migrate_info → every destination channel linked",
+            connect,
+        ),
         ("QEMU migration total time", mig),
         ("migration completed → SPICE_MIGRATE_COMPLETED", lag),
     ] {

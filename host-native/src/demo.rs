@@ -47,8 +47,14 @@ pub enum DemoError {
     Check(String),
 }
 
-fn wait(c: &mut ClientHandle, what: &str, pred: impl FnMut(&SessionEvent) -> bool) -> Result<(), DemoError> {
-    c.wait_event(T, what, pred).map(|_| ()).map_err(DemoError::from)
+fn wait(
+    c: &mut ClientHandle,
+    what: &str,
+    pred: impl FnMut(&SessionEvent) -> bool,
+) -> Result<(), DemoError> {
+    c.wait_event(T, what, pred)
+        .map(|_| ())
+        .map_err(DemoError::from)
 }
 
 /// Run the demo; `log` receives one readable line per step.
@@ -79,9 +85,11 @@ pub fn spice_seamless(record: bool, mut log: impl FnMut(&str)) -> Result<DemoRep
             ..ClientOptions::default()
         },
     );
-    let ready = c.wait_event(T, "main ready", |e| {
-        matches!(e, SessionEvent::ChannelReady { channel, .. } if *channel == ChannelRef::MAIN)
-    })?;
+    let ready = c.wait_event(
+        T,
+        "main ready",
+        |e| matches!(e, SessionEvent::ChannelReady { channel, .. } if *channel == ChannelRef::MAIN),
+    )?;
     let SessionEvent::ChannelReady {
         session_id: Some(sid),
         ..
@@ -122,7 +130,12 @@ pub fn spice_seamless(record: bool, mut log: impl FnMut(&str)) -> Result<DemoRep
         matches!(e, SessionEvent::MigrationStarted { .. })
     })?;
     wait(&mut c, "MigrationConnected", |e| {
-        matches!(e, SessionEvent::MigrationConnected { kind: MigrationKind::Seamless })
+        matches!(
+            e,
+            SessionEvent::MigrationConnected {
+                kind: MigrationKind::Seamless
+            }
+        )
     })?;
     let connect_ms = asked.elapsed().as_secs_f64() * 1e3;
     line(&format!(
@@ -137,7 +150,12 @@ pub fn spice_seamless(record: bool, mut log: impl FnMut(&str)) -> Result<DemoRep
         stats.total_time_ms, stats.downtime_ms
     ));
     wait(&mut c, "Migrated", |e| {
-        matches!(e, SessionEvent::Migrated { kind: MigrationKind::Seamless })
+        matches!(
+            e,
+            SessionEvent::Migrated {
+                kind: MigrationKind::Seamless
+            }
+        )
     })?;
     c.drain();
     let forwarded: Vec<(ChannelRef, u64)> = c
@@ -161,8 +179,10 @@ pub fn spice_seamless(record: bool, mut log: impl FnMut(&str)) -> Result<DemoRep
     }
     line("client now on the destination; source connections closed");
     let done = pair.wait_spice_migrate_completed(T)?;
-    let lag_ms =
-        done.timestamp_us.saturating_sub(stats.completed_at_timestamp_us) as f64 / 1e3;
+    let lag_ms = done
+        .timestamp_us
+        .saturating_sub(stats.completed_at_timestamp_us) as f64
+        / 1e3;
     line(&format!(
         "source QEMU: SPICE_MIGRATE_COMPLETED, {lag_ms:.1} ms after the migration completed"
     ));

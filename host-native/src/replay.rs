@@ -48,7 +48,10 @@ fn describe(text: &str, out: &mut String) -> Result<(), TraceError> {
 
 fn describe_json(text: &str, setup: &Setup, out: &mut String) -> Result<(), TraceError> {
     let name = trace::canonical(setup);
-    out.push_str(&format!("  {}\n", name.chars().take(160).collect::<String>()));
+    out.push_str(&format!(
+        "  {}\n",
+        name.chars().take(160).collect::<String>()
+    ));
     for (i, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {
             continue;

@@ -26,17 +26,30 @@ fn semi_seamless_migration_resets_and_follows() {
     let (mut c, sid, channels) = link(&pair, |_| {}, ClientOptions::default());
     pair.client_migrate_info(&pair.dest_spice()).unwrap();
     c.wait_event(T, "connected", |e| {
-        matches!(e, SessionEvent::MigrationConnected { kind: MigrationKind::SemiSeamless })
+        matches!(
+            e,
+            SessionEvent::MigrationConnected {
+                kind: MigrationKind::SemiSeamless
+            }
+        )
     })
     .unwrap();
     pair.migrate().unwrap();
     let stats = pair.wait_migration_completed(T).unwrap();
-    c.wait_event(T, "Migrated", migrated(MigrationKind::SemiSeamless)).unwrap();
+    c.wait_event(T, "Migrated", migrated(MigrationKind::SemiSeamless))
+        .unwrap();
     let done = pair.wait_spice_migrate_completed(T).unwrap();
-    assert!(done.timestamp_us.saturating_sub(stats.completed_at_timestamp_us) < 1_000_000);
+    assert!(
+        done.timestamp_us
+            .saturating_sub(stats.completed_at_timestamp_us)
+            < 1_000_000
+    );
     c.drain();
     assert_eq!(count(&c, |e| matches!(e, SessionEvent::SessionReset)), 1);
-    assert_eq!(count(&c, |e| matches!(e, SessionEvent::ChannelSwitched { .. })), 0);
+    assert_eq!(
+        count(&c, |e| matches!(e, SessionEvent::ChannelSwitched { .. })),
+        0
+    );
     let dst = pair.spice_channels(Side::Destination).unwrap();
     assert_eq!(dst.len(), channels.len() + 1, "{dst:?}");
     assert!(dst.iter().all(|ch| ch.connection_id == sid));
@@ -48,16 +61,30 @@ fn cancelled_migration_keeps_the_client_on_the_source() {
     let mut pair = start(PairOptions::default());
     let (mut c, _, _) = link(&pair, |_| {}, ClientOptions::default());
     pair.client_migrate_info(&pair.dest_spice()).unwrap();
-    c.wait_event(T, "connected", |e| matches!(e, SessionEvent::MigrationConnected { .. }))
-        .unwrap();
-    pair.execute(Side::Source, "migrate-set-parameters", json!({"max-bandwidth": 1024}))
-        .unwrap();
+    c.wait_event(T, "connected", |e| {
+        matches!(e, SessionEvent::MigrationConnected { .. })
+    })
+    .unwrap();
+    pair.execute(
+        Side::Source,
+        "migrate-set-parameters",
+        json!({"max-bandwidth": 1024}),
+    )
+    .unwrap();
     pair.migrate().unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    pair.execute(Side::Source, "migrate_cancel", json!({})).unwrap();
-    if let Err(e) = c.wait_event(T, "MigrationCancelled", |e| matches!(e, SessionEvent::MigrationCancelled)) {
+    pair.execute(Side::Source, "migrate_cancel", json!({}))
+        .unwrap();
+    if let Err(e) = c.wait_event(T, "MigrationCancelled", |e| {
+        matches!(e, SessionEvent::MigrationCancelled)
+    }) {
         c.drain();
-        let evs: Vec<String> = c.seen().iter().map(|e| format!("{:?}", e.event)).filter(|s| !s.contains("Message")).collect();
+        let evs: Vec<String> = c
+            .seen()
+            .iter()
+            .map(|e| format!("{:?}", e.event))
+            .filter(|s| !s.contains("Message"))
+            .collect();
         panic!("{e}: {evs:#?}");
     }
     still_answers(&mut c);
@@ -99,7 +126,10 @@ fn a_refused_target_is_never_contacted() {
     let report = c.stop();
     assert!(report.connects.iter().all(|a| !matches!(
         a,
-        SessionAction::Connect { role: Role::Destination, .. }
+        SessionAction::Connect {
+            role: Role::Destination,
+            ..
+        }
     )));
 }
 
@@ -138,26 +168,45 @@ fn password_and_tls_with_the_destination_subject_verified() {
     assert!(dest.cert_subject.is_some() && dest.tls_port.is_some());
     pair.client_migrate_info(&dest).unwrap();
     c.wait_event(T, "connected", |e| {
-        matches!(e, SessionEvent::MigrationConnected { kind: MigrationKind::Seamless })
+        matches!(
+            e,
+            SessionEvent::MigrationConnected {
+                kind: MigrationKind::Seamless
+            }
+        )
     })
     .unwrap();
     pair.migrate().unwrap();
     pair.wait_migration_completed(T).unwrap();
-    c.wait_event(T, "Migrated", migrated(MigrationKind::Seamless)).unwrap();
+    c.wait_event(T, "Migrated", migrated(MigrationKind::Seamless))
+        .unwrap();
     pair.wait_spice_migrate_completed(T).unwrap();
     let dst = pair.spice_channels(Side::Destination).unwrap();
-    assert!(dst.iter().all(|ch| ch.connection_id == sid && ch.tls), "{dst:?}");
+    assert!(
+        dst.iter().all(|ch| ch.connection_id == sid && ch.tls),
+        "{dst:?}"
+    );
     still_answers(&mut c);
     let report = c.stop();
     let subject = dest.cert_subject.clone().unwrap();
     let dest_connects: Vec<&SessionAction> = report
         .connects
         .iter()
-        .filter(|a| matches!(a, SessionAction::Connect { role: Role::Destination, .. }))
+        .filter(|a| {
+            matches!(
+                a,
+                SessionAction::Connect {
+                    role: Role::Destination,
+                    ..
+                }
+            )
+        })
         .collect();
     assert!(!dest_connects.is_empty());
     for a in dest_connects {
-        let SessionAction::Connect { port, tls, .. } = a else { unreachable!() };
+        let SessionAction::Connect { port, tls, .. } = a else {
+            unreachable!()
+        };
         assert_eq!(Some(*port), dest.tls_port);
         assert_eq!(tls.as_ref(), Some(&Verify::Subject(subject.clone())));
     }
@@ -182,8 +231,13 @@ fn a_wrong_destination_subject_is_refused() {
     dest.cert_subject = Some("C=XX,L=livemig,O=livemig,CN=somebody-else".into());
     pair.client_migrate_info(&dest).unwrap();
     let e = c.wait_event(T, "MigrationFailed", failed).unwrap();
-    let SessionEvent::MigrationFailed { reason } = e.event else { unreachable!() };
-    assert!(reason.contains("subject") || reason.contains("certificate"), "{reason}");
+    let SessionEvent::MigrationFailed { reason } = e.event else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("subject") || reason.contains("certificate"),
+        "{reason}"
+    );
     still_answers(&mut c);
 }
 
@@ -195,7 +249,12 @@ fn a_wrong_password_is_refused() {
     cfg.password = "wrong".into();
     let mut c = livemig_host::spice::client::spawn(cfg, tls_client(&pair, &tls));
     let e = c
-        .wait_event(T, "link refused", |e| matches!(e, SessionEvent::Error { .. }))
+        .wait_event(T, "link refused", |e| {
+            matches!(e, SessionEvent::Error { .. })
+        })
         .unwrap();
-    assert!(format!("{:?}", e.event).contains("PermissionDenied"), "{e:?}");
+    assert!(
+        format!("{:?}", e.event).contains("PermissionDenied"),
+        "{e:?}"
+    );
 }

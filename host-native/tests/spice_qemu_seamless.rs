@@ -20,20 +20,34 @@ fn seamless_migration_with_main_display_cursor_and_inputs() {
 
     pair.client_migrate_info(&pair.dest_spice()).unwrap();
     c.wait_event(T, "MigrationConnected", |e| {
-        matches!(e, SessionEvent::MigrationConnected { kind: MigrationKind::Seamless })
+        matches!(
+            e,
+            SessionEvent::MigrationConnected {
+                kind: MigrationKind::Seamless
+            }
+        )
     })
     .unwrap();
     pair.migrate().unwrap();
     let stats = pair.wait_migration_completed(T).unwrap();
-    c.wait_event(T, "Migrated", migrated(MigrationKind::Seamless)).unwrap();
+    c.wait_event(T, "Migrated", migrated(MigrationKind::Seamless))
+        .unwrap();
     let done = pair.wait_spice_migrate_completed(T).unwrap();
-    let lag_us = done.timestamp_us.saturating_sub(stats.completed_at_timestamp_us);
-    assert!(lag_us < 1_000_000, "SPICE_MIGRATE_COMPLETED {lag_us} µs after completion");
+    let lag_us = done
+        .timestamp_us
+        .saturating_sub(stats.completed_at_timestamp_us);
+    assert!(
+        lag_us < 1_000_000,
+        "SPICE_MIGRATE_COMPLETED {lag_us} µs after completion"
+    );
 
     // Every destination channel carries the source session's connection id.
     let dst = pair.spice_channels(Side::Destination).unwrap();
     assert_eq!(dst.len(), channels.len() + 1, "{dst:?}");
-    assert!(dst.iter().all(|ch| ch.connection_id == sid), "{dst:?} vs {sid}");
+    assert!(
+        dst.iter().all(|ch| ch.connection_id == sid),
+        "{dst:?} vs {sid}"
+    );
 
     // MIGRATE_DATA forwarded on every channel whose flags ask for it (main, display,
     // inputs: flags 3; cursor: 0).
@@ -42,7 +56,10 @@ fn seamless_migration_with_main_display_cursor_and_inputs() {
         .seen()
         .iter()
         .filter_map(|e| match &e.event {
-            SessionEvent::ChannelSwitched { channel, migrate_data_len } => Some((*channel, *migrate_data_len)),
+            SessionEvent::ChannelSwitched {
+                channel,
+                migrate_data_len,
+            } => Some((*channel, *migrate_data_len)),
             _ => None,
         })
         .collect();
@@ -60,7 +77,9 @@ fn seamless_migration_with_main_display_cursor_and_inputs() {
     for e in &c.seen()[started..] {
         match &e.event {
             SessionEvent::SwitchHost { .. } | SessionEvent::SessionReset => panic!("{e:?}"),
-            SessionEvent::Message { channel, msg_type, .. } => assert!(
+            SessionEvent::Message {
+                channel, msg_type, ..
+            } => assert!(
                 !(*channel == ChannelRef::MAIN
                     && (*msg_type == msg::main::INIT
                         || *msg_type == msg::main::MIGRATE_END
@@ -91,18 +110,25 @@ fn no_motion_is_lost_across_the_switch_the_server_counts() {
                 if drop_one && i == n / 2 {
                     continue; // the control: one motion never sent
                 }
-                tx.send(INPUTS, livemig_core::spice::wire::consts::msgc::inputs::MOUSE_MOTION, motion());
+                tx.send(
+                    INPUTS,
+                    livemig_core::spice::wire::consts::msgc::inputs::MOUSE_MOTION,
+                    motion(),
+                );
                 sent += 1;
                 std::thread::sleep(Duration::from_micros(500));
             }
             sent
         });
         pair.client_migrate_info(&pair.dest_spice()).unwrap();
-        c.wait_event(T, "connected", |e| matches!(e, SessionEvent::MigrationConnected { .. }))
-            .unwrap();
+        c.wait_event(T, "connected", |e| {
+            matches!(e, SessionEvent::MigrationConnected { .. })
+        })
+        .unwrap();
         pair.migrate().unwrap();
         pair.wait_migration_completed(T).unwrap();
-        c.wait_event(T, "Migrated", migrated(MigrationKind::Seamless)).unwrap();
+        c.wait_event(T, "Migrated", migrated(MigrationKind::Seamless))
+            .unwrap();
         let sent = sender.join().unwrap();
         std::thread::sleep(Duration::from_millis(300));
         c.drain();
@@ -120,22 +146,34 @@ fn seamless_migration_over_unix_sockets() {
         ..PairOptions::default()
     });
     let (src, dst) = (pair.source_spice(), pair.dest_spice());
-    let routes = [(src.port, src.unix.clone().unwrap()), (dst.port, dst.unix.clone().unwrap())];
+    let routes = [
+        (src.port, src.unix.clone().unwrap()),
+        (dst.port, dst.unix.clone().unwrap()),
+    ];
     let opts = ClientOptions {
         unix_route: Some(Arc::new(move |_, port| {
-            routes.iter().find(|(p, _)| *p == port).map(|(_, path)| path.clone())
+            routes
+                .iter()
+                .find(|(p, _)| *p == port)
+                .map(|(_, path)| path.clone())
         })),
         ..ClientOptions::default()
     };
     let (mut c, sid, channels) = link(&pair, |_| {}, opts);
     pair.client_migrate_info(&dst).unwrap();
     c.wait_event(T, "connected", |e| {
-        matches!(e, SessionEvent::MigrationConnected { kind: MigrationKind::Seamless })
+        matches!(
+            e,
+            SessionEvent::MigrationConnected {
+                kind: MigrationKind::Seamless
+            }
+        )
     })
     .unwrap();
     pair.migrate().unwrap();
     pair.wait_migration_completed(T).unwrap();
-    c.wait_event(T, "Migrated", migrated(MigrationKind::Seamless)).unwrap();
+    c.wait_event(T, "Migrated", migrated(MigrationKind::Seamless))
+        .unwrap();
     pair.wait_spice_migrate_completed(T).unwrap();
     let chans = pair.spice_channels(Side::Destination).unwrap();
     assert_eq!(chans.len(), channels.len() + 1);

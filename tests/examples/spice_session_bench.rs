@@ -22,9 +22,7 @@ fn main() {
         .skip(1)
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let is_transmit_of = |a: &SessionAction, t: u8| {
-        matches!(a, SessionAction::Transmit { bytes, .. } if bytes.as_slice().first() == Some(&t) && bytes.as_slice().get(1) == Some(&0))
-    };
+    let is_transmit_of = |a: &SessionAction, t: u8| matches!(a, SessionAction::Transmit { bytes, .. } if bytes.as_slice().first() == Some(&t) && bytes.as_slice().get(1) == Some(&0));
     // Records where a FLUSH_MARK (4) goes out, and where a MIGRATE_DATA (5) goes out.
     let flush: Vec<usize> = (0..recs.len())
         .filter(|&i| recs[i].actions.iter().any(|a| is_transmit_of(a, 4)))
@@ -68,10 +66,19 @@ fn main() {
     let total_ns = t.elapsed().as_nanos() as f64 / iters as f64 - clone_ns;
     println!("| measure | value |");
     println!("|---|---:|");
-    println!("| inputs from the first MIGRATE to the last MIGRATE_DATA written | {} |", window.len());
-    println!("| channels switched (MIGRATE_DATA written) | {} |", data.len());
+    println!(
+        "| inputs from the first MIGRATE to the last MIGRATE_DATA written | {} |",
+        window.len()
+    );
+    println!(
+        "| channels switched (MIGRATE_DATA written) | {} |",
+        data.len()
+    );
     println!("| bytes received in that window | {bytes_in} |");
     println!("| actions produced | {} |", actions / iters);
     println!("| core time, all channels (µs) | {:.2} |", total_ns / 1e3);
-    println!("| core time per channel (µs) | {:.2} |", total_ns / 1e3 / data.len().max(1) as f64);
+    println!(
+        "| core time per channel (µs) | {:.2} |",
+        total_ns / 1e3 / data.len().max(1) as f64
+    );
 }

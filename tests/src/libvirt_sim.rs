@@ -101,7 +101,10 @@ pub enum DestVm {
 /// The cookies real libvirt 9.0 daemons emitted in a managed v3 migration of `tiny` from
 /// hosta to hostb (libvirt-real-peer.md §5; byte-exact vectors of the cookie codec's tests).
 fn cookie(host: Host, step: &str) -> Bytes {
-    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/tests/vectors/cookies/");
+    const DIR: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../core/tests/vectors/cookies/"
+    );
     let file = match (host, step) {
         (Host::Source, "begin") => "begin-prepare.cookie",
         (Host::Destination, "prepare") => "prepare-perform.cookie",

@@ -154,7 +154,11 @@ pub fn mixed_stream(n: u32) -> Vec<(ChannelRef, u16, Vec<u8>)> {
         .map(|i| {
             let seq = i.to_le_bytes().to_vec();
             match i % 3 {
-                0 => (MAIN, msgc::main::AGENT_DATA, [seq, b"agent".to_vec()].concat()),
+                0 => (
+                    MAIN,
+                    msgc::main::AGENT_DATA,
+                    [seq, b"agent".to_vec()].concat(),
+                ),
                 1 => (INPUTS, msgc::inputs::KEY_DOWN, seq),
                 _ => (DISPLAY, 104, seq),
             }
@@ -292,7 +296,11 @@ pub fn corpus() -> Vec<SpiceScenario> {
             },
         ]
     };
-    v.push(with_fault(sc("semi-dst-nack", semi()), DST, ServerFault::Nack));
+    v.push(with_fault(
+        sc("semi-dst-nack", semi()),
+        DST,
+        ServerFault::Nack,
+    ));
     let mut s = sc("semi-dst-without-seamless-cap", semi());
     s.servers[DST].main_caps = 1; // SEMI_SEAMLESS only
     v.push(s);
@@ -419,10 +427,16 @@ pub fn corpus() -> Vec<SpiceScenario> {
         target(0xFFFF, 5932, Some(SUBJECT)),
     ));
     v.push(tls("begin-tls-hostname", target(0, 5932, None)));
-    v.push(tls("begin-both-ports-prefers-tls", target(5931, 5932, None)));
+    v.push(tls(
+        "begin-both-ports-prefers-tls",
+        target(5931, 5932, None),
+    ));
     v.push(tls("begin-plain-port-sport-zero", target(5931, 0, None)));
     v.push(tls("begin-no-usable-port", target(0xFFFF, 0, None)));
-    let mut s = tls("begin-both-ports-tls-not-preferred", target(5931, 5932, None));
+    let mut s = tls(
+        "begin-both-ports-tls-not-preferred",
+        target(5931, 5932, None),
+    );
     s.config.prefer_tls = false;
     v.push(s);
 
@@ -460,7 +474,11 @@ pub fn corpus() -> Vec<SpiceScenario> {
         "hostile-begin-bad-pointer",
         vec![
             Start,
-            raw(SRC, MAIN, mini_frame(msg::main::MIGRATE_BEGIN_SEAMLESS, &bad_ptr)),
+            raw(
+                SRC,
+                MAIN,
+                mini_frame(msg::main::MIGRATE_BEGIN_SEAMLESS, &bad_ptr),
+            ),
             after(SRC, MAIN),
         ],
     ));
@@ -472,7 +490,11 @@ pub fn corpus() -> Vec<SpiceScenario> {
         "hostile-begin-host-without-nul",
         vec![
             Start,
-            raw(SRC, MAIN, mini_frame(msg::main::MIGRATE_BEGIN_SEAMLESS, &no_nul)),
+            raw(
+                SRC,
+                MAIN,
+                mini_frame(msg::main::MIGRATE_BEGIN_SEAMLESS, &no_nul),
+            ),
             after(SRC, MAIN),
         ],
     ));

@@ -898,10 +898,7 @@ impl SimServer {
     /// A (non-main) channel starts: its first messages, and on a seamless target it waits
     /// for MSGC_MIGRATE_DATA (`handle_migrate_data_early`).
     fn start_channel(&mut self, conn: ConnId) {
-        let seamless_target = self
-            .client
-            .as_ref()
-            .is_some_and(|c| c.target && c.seamless);
+        let seamless_target = self.client.as_ref().is_some_and(|c| c.target && c.seamless);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -1174,10 +1171,7 @@ impl SimServer {
             }
             ChannelType::Display => {
                 // message_serial u64, low_bandwidth u8, … (opaque to the client).
-                let serial = self.sent.get(&ChannelRef {
-                    kind,
-                    id: 0,
-                });
+                let serial = self.sent.get(&ChannelRef { kind, id: 0 });
                 b.extend_from_slice(&u64::from(serial.copied().unwrap_or(0)).to_le_bytes());
                 b.extend_from_slice(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
             }
@@ -1192,9 +1186,7 @@ impl SimServer {
         };
         let flags = c.migrate_flags.unwrap_or(0);
         if flags & migrate_flags::NEED_FLUSH == 0 || c.flush_mark {
-            self.violation(format!(
-                "{channel:?}: unrequested FLUSH_MARK (QEMU aborts)"
-            ));
+            self.violation(format!("{channel:?}: unrequested FLUSH_MARK (QEMU aborts)"));
             return;
         }
         c.flush_mark = true;
@@ -1538,10 +1530,12 @@ impl Network {
                         self.queue
                             .push_back(Net::Input(SessionInput::Connected { conn }));
                     }
-                    None => self.queue.push_back(Net::Input(SessionInput::ConnectFailed {
-                        conn,
-                        reason: format!("{}:{port} unreachable", endpoint.host),
-                    })),
+                    None => self
+                        .queue
+                        .push_back(Net::Input(SessionInput::ConnectFailed {
+                            conn,
+                            reason: format!("{}:{port} unreachable", endpoint.host),
+                        })),
                 }
             }
             SessionAction::Transmit { conn, bytes } => {
@@ -1581,7 +1575,9 @@ impl Network {
     fn drain_server(&mut self, i: usize) {
         while let Some(o) = self.servers[i].poll_output() {
             match o {
-                ServerOut::Bytes { conn, bytes } => self.queue.push_back(Net::Deliver { conn, bytes }),
+                ServerOut::Bytes { conn, bytes } => {
+                    self.queue.push_back(Net::Deliver { conn, bytes })
+                }
                 ServerOut::Close { conn } => {
                     self.server_closed.insert(conn);
                     self.queue.push_back(Net::ServerClosed { conn });

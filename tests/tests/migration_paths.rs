@@ -95,7 +95,9 @@ fn managed_v3_success_matches_virsh_wire() {
     // The real cookies, as the codec reads them.
     for i in 2..6 {
         let bytes = r.world.calls[i].cookie.as_ref().unwrap().as_slice();
-        let c = livemig_core::migration::cookie::Cookie::parse(bytes).unwrap().unwrap();
+        let c = livemig_core::migration::cookie::Cookie::parse(bytes)
+            .unwrap()
+            .unwrap();
         assert_eq!(c.name, "tiny");
         assert_eq!(c.format(), bytes);
     }

@@ -11,7 +11,12 @@ fn recorded_real_sessions_replay() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
         let done = trace::replay(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(done.actions > 50, "{}: only {} actions", path.display(), done.actions);
+        assert!(
+            done.actions > 50,
+            "{}: only {} actions",
+            path.display(),
+            done.actions
+        );
         n += 1;
     }
     assert!(n >= 1);

@@ -339,7 +339,8 @@ impl Driver {
     fn feed(&mut self, input: SessionInput) {
         let now = self.now();
         self.session.handle(now, input.clone());
-        let actions: Vec<SessionAction> = std::iter::from_fn(|| self.session.poll_action()).collect();
+        let actions: Vec<SessionAction> =
+            std::iter::from_fn(|| self.session.poll_action()).collect();
         if let Some(w) = &mut self.writer {
             w.record(now, &input, &actions);
         }
@@ -456,7 +457,12 @@ impl Driver {
     }
 
     fn dial(&self, endpoint: &Endpoint, port: u16) -> Result<Stream, String> {
-        if let Some(path) = self.opts.unix_route.as_ref().and_then(|r| r(endpoint, port)) {
+        if let Some(path) = self
+            .opts
+            .unix_route
+            .as_ref()
+            .and_then(|r| r(endpoint, port))
+        {
             return UnixStream::connect(&path)
                 .map(Stream::Unix)
                 .map_err(|e| format!("{}: {e}", path.display()));

@@ -50,8 +50,14 @@ mod tests {
 
     #[test]
     fn refuses_garbage_keys_and_long_passwords() {
-        assert!(matches!(encrypt_ticket(&[1, 2, 3], ""), Err(TicketError::Key(_))));
+        assert!(matches!(
+            encrypt_ticket(&[1, 2, 3], ""),
+            Err(TicketError::Key(_))
+        ));
         let long = "x".repeat(61);
-        assert!(matches!(encrypt_ticket(&[], &long), Err(TicketError::TooLong)));
+        assert!(matches!(
+            encrypt_ticket(&[], &long),
+            Err(TicketError::TooLong)
+        ));
     }
 }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use livemig_core::spice::session::{ChannelRef, Endpoint, MigrationKind, SessionConfig, SessionEvent};
+use livemig_core::spice::session::{
+    ChannelRef, Endpoint, MigrationKind, SessionConfig, SessionEvent,
+};
 use livemig_core::spice::wire::consts::{msg, msgc, ChannelType};
 use livemig_host::qemu::pair::{PairOptions, QemuPair, SpiceAddr};
 use livemig_host::spice::client::{spawn, ClientHandle, ClientOptions};
@@ -29,7 +31,11 @@ pub fn start(opts: PairOptions) -> QemuPair {
 }
 
 /// Link a client to the source and wait until main and every listed channel are ready.
-pub fn link(pair: &QemuPair, cfg_edit: impl FnOnce(&mut SessionConfig), opts: ClientOptions) -> (ClientHandle, u32, Vec<ChannelRef>) {
+pub fn link(
+    pair: &QemuPair,
+    cfg_edit: impl FnOnce(&mut SessionConfig),
+    opts: ClientOptions,
+) -> (ClientHandle, u32, Vec<ChannelRef>) {
     let mut cfg = SessionConfig::new(endpoint(&pair.source_spice(), false));
     cfg_edit(&mut cfg);
     let cfg_types = cfg.channel_types.clone();
@@ -65,9 +71,11 @@ pub fn link(pair: &QemuPair, cfg_edit: impl FnOnce(&mut SessionConfig), opts: Cl
         .collect();
     for ch in &channels {
         let ch = *ch;
-        if let Err(e) = c.wait_event(T, "channel ready", |e| {
-            matches!(e, SessionEvent::ChannelReady { channel, .. } if *channel == ch)
-        }) {
+        if let Err(e) = c.wait_event(
+            T,
+            "channel ready",
+            |e| matches!(e, SessionEvent::ChannelReady { channel, .. } if *channel == ch),
+        ) {
             c.drain();
             panic!("{ch:?}: {e}; seen: {:#?}", c.seen());
         }

@@ -475,7 +475,38 @@ impl Session {
         });
         if channel == ChannelRef::MAIN {
             self.shutdown(format!("main channel lost: {reason}"));
+        } else {
+            self.source_lost(channel);
         }
+    }
+
+    /// The source connection of a non-main `channel` is gone: a migration can no longer
+    /// move it, so its target link goes too, and a seamless switch that only waited for
+    /// this channel finishes (else the session would stay mid-migration for good).
+    fn source_lost(&mut self, channel: ChannelRef) {
+        let Some(t) = self.channels.get_mut(&channel).and_then(|c| {
+            c.frozen = false;
+            c.awaiting_data = false;
+            c.target.take()
+        }) else {
+            return;
+        };
+        self.close_conn(t);
+        if let Mig::Armed {
+            kind: MigrationKind::Seamless,
+            ..
+        } = self.mig
+        {
+            let switched = self.channels.values().any(|c| c.switched);
+            let pending = self
+                .channels
+                .values()
+                .any(|c| c.target.is_some() && !c.switched);
+            if switched && !pending {
+                self.finish_migration(MigrationKind::Seamless);
+            }
+        }
+        self.check_connected();
     }
 
     fn shutdown(&mut self, reason: String) {
@@ -1307,6 +1338,8 @@ impl Session {
         });
         if channel == ChannelRef::MAIN {
             self.shutdown(format!("main channel closed: {reason}"));
+        } else {
+            self.source_lost(channel);
         }
     }
 }
