@@ -96,6 +96,8 @@ pub enum Step {
     SourceAbort,
     /// The clock jumps to the session's deadline.
     Timeout,
+    /// These steps with nothing delivered in between.
+    Together(Vec<Step>),
 }
 
 /// One scenario.
@@ -256,6 +258,23 @@ pub fn corpus() -> Vec<SpiceScenario> {
                 server: DST,
                 channel: MAIN,
             },
+        ],
+    ));
+    // The source's display burst is still blocked on acks when MIGRATE goes out: the
+    // client keeps acking s1 through MIGRATE / MIGRATE_DATA, so nothing stalls.
+    v.push(sc(
+        "seamless-display-burst-during-switch",
+        vec![
+            Start,
+            Begin,
+            Together(vec![
+                Burst {
+                    server: SRC,
+                    channel: DISPLAY,
+                    count: 97,
+                },
+                End { completed: true },
+            ]),
         ],
     ));
     // A flag-0 channel (cursor) switches at once.
@@ -432,7 +451,16 @@ pub fn corpus() -> Vec<SpiceScenario> {
         target(5931, 5932, None),
     ));
     v.push(tls("begin-plain-port-sport-zero", target(5931, 0, None)));
-    v.push(tls("begin-no-usable-port", target(0xFFFF, 0, None)));
+    let mut s = tls("begin-no-usable-port", target(0xFFFF, 0, None));
+    s.steps = vec![
+        Start,
+        BeginTo(target(0xFFFF, 0, None)),
+        Ping {
+            server: SRC,
+            channel: MAIN,
+        },
+    ];
+    v.push(s);
     let mut s = tls(
         "begin-both-ports-tls-not-preferred",
         target(5931, 5932, None),
@@ -443,7 +471,18 @@ pub fn corpus() -> Vec<SpiceScenario> {
     // The source dies during the migration.
     v.push(sc("source-aborts-armed", vec![Start, Begin, SourceAbort]));
     v.push(with_fault(
-        sc("source-aborts-mid-switch", seamless()),
+        sc(
+            "source-aborts-mid-switch",
+            vec![
+                Start,
+                Begin,
+                End { completed: true },
+                Ping {
+                    server: DST,
+                    channel: MAIN,
+                },
+            ],
+        ),
         SRC,
         ServerFault::AbortAfterMainData,
     ));
@@ -548,8 +587,12 @@ pub fn corpus() -> Vec<SpiceScenario> {
             End { completed: true },
         ],
     ));
+    // Then the source force-disconnects the client (10 s later in spice-server).
     v.push(with_fault(
-        sc("hostile-no-migrate-data-after-flush", seamless()),
+        sc(
+            "hostile-no-migrate-data-after-flush",
+            vec![Start, Begin, End { completed: true }, SourceAbort],
+        ),
         SRC,
         ServerFault::NoDataAfterFlush(ChannelType::Inputs),
     ));
@@ -670,6 +713,11 @@ fn apply(net: &mut Network, step: &Step) {
         Step::SourceAbort => net.on_server(SRC, |s| s.abort()),
         Step::Timeout => {
             net.fire_timeout();
+        }
+        Step::Together(steps) => {
+            for s in steps {
+                apply(net, s);
+            }
         }
     }
 }
