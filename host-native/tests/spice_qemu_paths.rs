@@ -24,21 +24,8 @@ fn semi_seamless_migration_resets_and_follows() {
         ..PairOptions::default()
     });
     let (mut c, sid, channels) = link(&pair, |_| {}, ClientOptions::default());
-    pair.client_migrate_info(&pair.dest_spice()).unwrap();
-    c.wait_event(T, "connected", |e| {
-        matches!(
-            e,
-            SessionEvent::MigrationConnected {
-                kind: MigrationKind::SemiSeamless
-            }
-        )
-    })
-    .unwrap();
-    pair.migrate().unwrap();
-    let stats = pair.wait_migration_completed(T).unwrap();
-    c.wait_event(T, "Migrated", migrated(MigrationKind::SemiSeamless))
-        .unwrap();
-    let done = pair.wait_spice_migrate_completed(T).unwrap();
+    let dest = pair.dest_spice();
+    let (stats, done) = migrate_and_follow(&mut pair, &mut c, &dest, MigrationKind::SemiSeamless);
     assert!(
         done.timestamp_us
             .saturating_sub(stats.completed_at_timestamp_us)
@@ -50,9 +37,7 @@ fn semi_seamless_migration_resets_and_follows() {
         count(&c, |e| matches!(e, SessionEvent::ChannelSwitched { .. })),
         0
     );
-    let dst = pair.spice_channels(Side::Destination).unwrap();
-    assert_eq!(dst.len(), channels.len() + 1, "{dst:?}");
-    assert!(dst.iter().all(|ch| ch.connection_id == sid));
+    assert_destination_channels(&mut pair, sid, channels.len() + 1);
     still_answers(&mut c);
 }
 
@@ -166,21 +151,7 @@ fn password_and_tls_with_the_destination_subject_verified() {
     );
     let dest = pair.dest_spice();
     assert!(dest.cert_subject.is_some() && dest.tls_port.is_some());
-    pair.client_migrate_info(&dest).unwrap();
-    c.wait_event(T, "connected", |e| {
-        matches!(
-            e,
-            SessionEvent::MigrationConnected {
-                kind: MigrationKind::Seamless
-            }
-        )
-    })
-    .unwrap();
-    pair.migrate().unwrap();
-    pair.wait_migration_completed(T).unwrap();
-    c.wait_event(T, "Migrated", migrated(MigrationKind::Seamless))
-        .unwrap();
-    pair.wait_spice_migrate_completed(T).unwrap();
+    migrate_and_follow(&mut pair, &mut c, &dest, MigrationKind::Seamless);
     let dst = pair.spice_channels(Side::Destination).unwrap();
     assert!(
         dst.iter().all(|ch| ch.connection_id == sid && ch.tls),

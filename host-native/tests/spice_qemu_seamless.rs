@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use livemig_core::spice::session::{ChannelRef, MigrationKind, SessionEvent};
 use livemig_core::spice::wire::consts::msg;
-use livemig_host::qemu::pair::{PairOptions, Side};
+use livemig_host::qemu::pair::PairOptions;
 use livemig_host::spice::client::ClientOptions;
 
 #[test]
@@ -18,21 +18,8 @@ fn seamless_migration_with_main_display_cursor_and_inputs() {
     assert_eq!(channels.len(), 3, "display, cursor, inputs: {channels:?}");
     still_answers(&mut c);
 
-    pair.client_migrate_info(&pair.dest_spice()).unwrap();
-    c.wait_event(T, "MigrationConnected", |e| {
-        matches!(
-            e,
-            SessionEvent::MigrationConnected {
-                kind: MigrationKind::Seamless
-            }
-        )
-    })
-    .unwrap();
-    pair.migrate().unwrap();
-    let stats = pair.wait_migration_completed(T).unwrap();
-    c.wait_event(T, "Migrated", migrated(MigrationKind::Seamless))
-        .unwrap();
-    let done = pair.wait_spice_migrate_completed(T).unwrap();
+    let dest = pair.dest_spice();
+    let (stats, done) = migrate_and_follow(&mut pair, &mut c, &dest, MigrationKind::Seamless);
     let lag_us = done
         .timestamp_us
         .saturating_sub(stats.completed_at_timestamp_us);
@@ -42,12 +29,7 @@ fn seamless_migration_with_main_display_cursor_and_inputs() {
     );
 
     // Every destination channel carries the source session's connection id.
-    let dst = pair.spice_channels(Side::Destination).unwrap();
-    assert_eq!(dst.len(), channels.len() + 1, "{dst:?}");
-    assert!(
-        dst.iter().all(|ch| ch.connection_id == sid),
-        "{dst:?} vs {sid}"
-    );
+    assert_destination_channels(&mut pair, sid, channels.len() + 1);
 
     // MIGRATE_DATA forwarded on every channel whose flags ask for it (main, display,
     // inputs: flags 3; cursor: 0).
@@ -160,23 +142,7 @@ fn seamless_migration_over_unix_sockets() {
         ..ClientOptions::default()
     };
     let (mut c, sid, channels) = link(&pair, |_| {}, opts);
-    pair.client_migrate_info(&dst).unwrap();
-    c.wait_event(T, "connected", |e| {
-        matches!(
-            e,
-            SessionEvent::MigrationConnected {
-                kind: MigrationKind::Seamless
-            }
-        )
-    })
-    .unwrap();
-    pair.migrate().unwrap();
-    pair.wait_migration_completed(T).unwrap();
-    c.wait_event(T, "Migrated", migrated(MigrationKind::Seamless))
-        .unwrap();
-    pair.wait_spice_migrate_completed(T).unwrap();
-    let chans = pair.spice_channels(Side::Destination).unwrap();
-    assert_eq!(chans.len(), channels.len() + 1);
-    assert!(chans.iter().all(|ch| ch.connection_id == sid));
+    migrate_and_follow(&mut pair, &mut c, &dst, MigrationKind::Seamless);
+    assert_destination_channels(&mut pair, sid, channels.len() + 1);
     still_answers(&mut c);
 }

@@ -7,7 +7,8 @@ use livemig_core::spice::session::{
     ChannelRef, Endpoint, MigrationKind, SessionConfig, SessionEvent,
 };
 use livemig_core::spice::wire::consts::{msg, msgc, ChannelType};
-use livemig_host::qemu::pair::{PairOptions, QemuPair, SpiceAddr};
+use livemig_host::qemu::pair::{MigrationStats, PairOptions, QemuPair, Side, SpiceAddr};
+use livemig_host::qemu::qmp::Event;
 use livemig_host::spice::client::{spawn, ClientHandle, ClientOptions};
 
 pub const T: Duration = Duration::from_secs(10);
@@ -114,4 +115,36 @@ pub fn still_answers(c: &mut ClientHandle) {
 
 pub fn migrated(kind: MigrationKind) -> impl FnMut(&SessionEvent) -> bool {
     move |e| matches!(e, SessionEvent::Migrated { kind: k } if *k == kind)
+}
+
+/// client_migrate_info → the client links the target (`kind`) → migrate → completed → the
+/// client switches → SPICE_MIGRATE_COMPLETED on the source.
+pub fn migrate_and_follow(
+    pair: &mut QemuPair,
+    c: &mut ClientHandle,
+    dest: &SpiceAddr,
+    kind: MigrationKind,
+) -> (MigrationStats, Event) {
+    pair.client_migrate_info(dest).unwrap();
+    c.wait_event(
+        T,
+        "MigrationConnected",
+        |e| matches!(e, SessionEvent::MigrationConnected { kind: k } if *k == kind),
+    )
+    .unwrap();
+    pair.migrate().unwrap();
+    let stats = pair.wait_migration_completed(T).unwrap();
+    c.wait_event(T, "Migrated", migrated(kind)).unwrap();
+    let done = pair.wait_spice_migrate_completed(T).unwrap();
+    (stats, done)
+}
+
+/// Every destination channel carries the source session id; `n` of them.
+pub fn assert_destination_channels(pair: &mut QemuPair, sid: u32, n: usize) {
+    let dst = pair.spice_channels(Side::Destination).unwrap();
+    assert_eq!(dst.len(), n, "{dst:?}");
+    assert!(
+        dst.iter().all(|ch| ch.connection_id == sid),
+        "{dst:?} vs {sid}"
+    );
 }
