@@ -94,6 +94,8 @@ pub enum Step {
     },
     /// The source dies: every connection closes.
     SourceAbort,
+    /// The destination dies: every connection closes.
+    DestinationAbort,
     /// The clock jumps to the session's deadline.
     Timeout,
     /// These steps with nothing delivered in between.
@@ -487,6 +489,23 @@ pub fn corpus() -> Vec<SpiceScenario> {
         ServerFault::AbortAfterMainData,
     ));
 
+    // The destination dies after the client linked it: the session stays on the source
+    // until the source, whose VM migration then fails, sends MIGRATE_CANCEL.
+    v.push(sc(
+        "target-dies-while-armed",
+        vec![
+            Start,
+            Begin,
+            DestinationAbort,
+            End { completed: false },
+            Ping {
+                server: SRC,
+                channel: MAIN,
+            },
+            Begin,
+        ],
+    ));
+
     // Authentication.
     let mut s = sc("link-wrong-password", vec![Start]);
     s.config.password = "wrong".into();
@@ -711,6 +730,7 @@ fn apply(net: &mut Network, step: &Step) {
             });
         }
         Step::SourceAbort => net.on_server(SRC, |s| s.abort()),
+        Step::DestinationAbort => net.on_server(DST, |s| s.abort()),
         Step::Timeout => {
             net.fire_timeout();
         }

@@ -201,10 +201,12 @@ pub fn migrate_flags_of(kind: ChannelType) -> u32 {
 }
 
 /// Whether a client message type is session traffic the session sends by itself (as
-/// opposed to the application's messages).
+/// opposed to the application's messages): common messages, main's migration and
+/// ATTACH_CHANNELS, and DISPLAY_INIT (`SessionConfig::display_init`).
 pub fn is_session_msg(kind: ChannelType, msg_type: u16) -> bool {
     use msgc::main as m;
     msg_type < msg::BASE_LAST
+        || (kind == ChannelType::Display && msg_type == msgc::display::INIT)
         || (kind == ChannelType::Main
             && matches!(
                 msg_type,
@@ -385,6 +387,10 @@ pub struct SimServer {
     pub sent: BTreeMap<ChannelRef, u32>,
     /// The link-stage connections that got a link reply, by accept order.
     accepted: Vec<ConnId>,
+    /// The id of the last PING per connection.
+    last_ping: BTreeMap<ConnId, u32>,
+    /// PONGs read: (connection, ping id).
+    pub pongs: Vec<(ConnId, u32)>,
 }
 
 impl SimServer {
@@ -415,6 +421,8 @@ impl SimServer {
             max_unacked: 0,
             sent: BTreeMap::new(),
             accepted: Vec::new(),
+            last_ping: BTreeMap::new(),
+            pongs: Vec::new(),
         }
     }
 
@@ -647,8 +655,19 @@ impl SimServer {
         }
     }
 
+    /// Whether the last PING on `channel`'s connection got its PONG.
+    pub fn ping_answered(&self, channel: ChannelRef) -> bool {
+        let Some(conn) = self.conn_of(channel) else {
+            return false;
+        };
+        self.last_ping
+            .get(&conn)
+            .is_some_and(|id| self.pongs.contains(&(conn, *id)))
+    }
+
     fn ping_on(&mut self, conn: ConnId, padding_len: u32) {
         self.ping_id += 1;
+        self.last_ping.insert(conn, self.ping_id);
         let p = Ping {
             id: self.ping_id,
             timestamp: 1_000_000 + u64::from(self.ping_id),
@@ -966,7 +985,7 @@ impl SimServer {
                 }
             }
             ClientMsg::Ack => self.on_ack(conn),
-            ClientMsg::Pong(_) => {}
+            ClientMsg::Pong(p) => self.pongs.push((conn, p.id)),
             ClientMsg::MigrateFlushMark => self.on_flush_mark(conn, channel),
             ClientMsg::MigrateData(data) => self.on_migrate_data(conn, channel, data),
             ClientMsg::Disconnecting(_) => self.notes.push(format!("{channel:?}: DISCONNECTING")),
@@ -1011,7 +1030,7 @@ impl SimServer {
         }
         self.motion_count += 1;
         // spice-server `on_mouse_motion`: ack every 4th, withheld on a migrating source.
-        if self.motion_count % 4 == 0 && !self.src_during_migrate {
+        if self.motion_count.checked_rem(4) == Some(0) && !self.src_during_migrate {
             self.motion_count = 0;
             self.send_motion_ack(conn);
         }
@@ -1624,6 +1643,10 @@ impl Network {
                     return;
                 }
                 for chunk in self.chunks(bytes) {
+                    // A host stops reading a connection once the session closed it.
+                    if self.client_closed.contains(&conn) {
+                        return;
+                    }
                     self.feed(SessionInput::Received {
                         conn,
                         bytes: Bytes(chunk),
@@ -1678,7 +1701,7 @@ impl Network {
     }
 
     fn app_tick(&mut self) {
-        if self.app.active && self.app.every > 0 && self.tick % self.app.every == 0 {
+        if self.app.active && self.tick.checked_rem(self.app.every) == Some(0) {
             if let Some((c, t, b)) = self.app.queue.pop_front() {
                 self.app_send(c, t, b);
             }

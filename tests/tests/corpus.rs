@@ -1,11 +1,12 @@
 //! The committed trace corpus under `tests/traces/`: each scenario's recorded run equals its
 //! committed trace byte for byte (orchestrator scenarios in `migration/`, host-role
-//! scenarios in `hosts/`), no stale trace lingers, and every committed trace replays.
+//! scenarios in `hosts/`, SPICE session scenarios in `spice/`), no stale trace lingers, and
+//! every committed trace replays.
 //! Regenerate with `LIVEMIG_BLESS=1 cargo test -p livemig-tests --test corpus`.
 
 use livemig_core::trace;
 use livemig_tests::scenarios::{corpus, run};
-use livemig_tests::{host_scenarios, traces_dir};
+use livemig_tests::{host_scenarios, spice_scenarios, traces_dir};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -147,4 +148,44 @@ fn traces_are_canonical() {
         }
     }
     assert!(count >= 50, "only {count} traces");
+}
+
+#[test]
+fn spice_scenarios_match_committed_traces() {
+    let traces = spice_scenarios::corpus_traces();
+    assert!(traces.len() >= 35, "only {} SPICE scenarios", traces.len());
+    check_folder("spice", traces);
+}
+
+#[test]
+fn every_committed_spice_trace_replays_and_is_canonical() {
+    use livemig_core::spice::session::{SessionAction, SessionInput};
+    let mut count = 0;
+    for entry in std::fs::read_dir(traces_dir().join("spice")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let setup = trace::read_header(&text).unwrap().setup;
+        assert!(
+            matches!(setup, trace::Setup::SpiceSession(_)),
+            "{}: {setup:?}",
+            path.display()
+        );
+        let done = trace::replay(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(done.inputs > 0 && done.actions > 0);
+        assert_canonical::<SessionInput, SessionAction>(&text);
+        count += 1;
+    }
+    assert!(count >= 35, "only {count} SPICE traces");
+}
+
+#[test]
+fn a_changed_spice_action_is_caught() {
+    let path = traces_dir().join("spice/seamless-main-inputs-display.jsonl");
+    let text = std::fs::read_to_string(path).unwrap();
+    let tampered = text.replacen("\"migrate_data_len\":65", "\"migrate_data_len\":64", 1);
+    assert_ne!(tampered, text);
+    match trace::replay(&tampered) {
+        Err(trace::TraceError::Mismatch { line, .. }) => assert!(line > 1),
+        other => panic!("tampered trace replayed: {other:?}"),
+    }
 }
