@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod present;
+pub mod libvirt_hosts;
 pub mod qemu;
 pub mod replay;
 pub mod spice;
