@@ -29,6 +29,11 @@ fi
 # Debian packages for the real-peer tests. apt-get runs only when something is missing.
 need_apt=()
 have qemu-system-x86_64 || need_apt+=(qemu-system-x86)
+# Two real libvirt daemons (libvirt-real-peer.md §1): never libvirt-daemon-system, which
+# would replace init.
+{ [ -x /usr/sbin/libvirtd ] && have virsh; } || need_apt+=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
+have openssl || need_apt+=(openssl)
+have ip || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -36,4 +41,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-log "ok: $(cargo --version), $(cargo +nightly --version), $(cargo fuzz --version), $(qemu-system-x86_64 --version | head -n 1)"
+# libvirt's Debian build resolves its default QEMU user before reading qemu.conf (§9.3).
+getent passwd libvirt-qemu >/dev/null || useradd --system --user-group --no-create-home \
+  --home-dir /var/lib/libvirt --shell /usr/sbin/nologin libvirt-qemu
+
+log "ok: $(cargo --version), $(cargo +nightly --version), $(cargo fuzz --version), $(qemu-system-x86_64 --version | head -n 1), $(/usr/sbin/libvirtd --version)"

@@ -3,8 +3,11 @@
 #![forbid(unsafe_code)]
 
 pub mod demo;
+pub mod libvirt;
 pub mod present;
 pub mod libvirt_hosts;
+pub mod libvirt_proxy;
+pub mod migrate;
 pub mod qemu;
 pub mod replay;
 pub mod spice;

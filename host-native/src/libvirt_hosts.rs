@@ -377,7 +377,9 @@ impl Drop for TwoHosts {
         }
         kill_leftovers();
         teardown_network();
-        let _ = std::fs::remove_dir_all(&self.work);
+        if std::env::var_os("LIVEMIG_KEEP_HOSTS_DIR").is_none() {
+            let _ = std::fs::remove_dir_all(&self.work);
+        }
     }
 }
 

@@ -21,6 +21,8 @@ enum Command {
         #[arg(long)]
         record: Option<std::path::PathBuf>,
     },
+    /// Migrate a domain between two libvirt daemons (managed mode), each step printed.
+    Migrate(MigrateArgs),
     /// Connect a SPICE client to a server and follow its migrations, printing each event.
     Spice(SpiceArgs),
     /// Re-run traces on fresh machines; fail on the first action that differs.
@@ -32,6 +34,130 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// Source daemon, `qemu+tcp://HOST[:PORT]/system`.
+    source: String,
+    /// Destination daemon.
+    destination: String,
+    /// Domain name.
+    domain: String,
+    /// Protocol: v3 (default; with params where both daemons have them) or v2.
+    #[arg(long, value_parser = ["v3", "v2"], default_value = "v3")]
+    protocol: String,
+    /// Use the fixed-argument v3 procedures (213-218) even where params are supported.
+    #[arg(long)]
+    no_params: bool,
+    /// Where a SPICE client should follow the VM (`spice://HOST:PORT`).
+    #[arg(long)]
+    graphics_uri: Option<String>,
+    /// Bound on each step, in seconds.
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// One JSON object per step and one for the outcome, instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Record the run as a trace file (`livemig replay` accepts it).
+    #[arg(long)]
+    record: Option<std::path::PathBuf>,
+}
+
+fn migrate(args: MigrateArgs) -> ExitCode {
+    use livemig_core::migration::orchestrator::{OrchestratorInput as I, ProtocolRequest};
+    use livemig_core::migration::MigrateFlags;
+    use livemig_host::migrate::{describe_cookie, exit_code, run, MigrateOptions};
+
+    let protocol = match (args.protocol.as_str(), args.no_params) {
+        ("v2", _) => ProtocolRequest::V2,
+        (_, true) => ProtocolRequest::V3,
+        _ => ProtocolRequest::Auto,
+    };
+    let opts = MigrateOptions {
+        source: args.source.clone(),
+        destination: args.destination.clone(),
+        domain: args.domain.clone(),
+        protocol,
+        flags: MigrateFlags::LIVE,
+        graphics_uri: args.graphics_uri.clone(),
+        step_timeout: args.timeout.map(std::time::Duration::from_secs),
+        record: args.record.is_some(),
+    };
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, cancel.clone());
+    }
+    if !args.json {
+        println!("livemig migrate {} → {} ({})", args.source, args.destination, args.domain);
+    }
+    let json = args.json;
+    let outcome = run(&opts, cancel, |s| {
+        let result = match &s.result {
+            I::Begun { cookie, xml } => {
+                format!("begun: {}; domain XML {} B", describe_cookie(cookie.as_slice()), xml.len())
+            }
+            I::Prepared { cookie, uri } => format!(
+                "prepared: {}; uri {}",
+                describe_cookie(cookie.as_slice()),
+                uri.as_deref().unwrap_or("(none)")
+            ),
+            I::Performed { cookie } => format!("performed: {}", describe_cookie(cookie.as_slice())),
+            I::Finished { domain, cookie } => format!(
+                "finished: {} runs; {}",
+                domain.name,
+                describe_cookie(cookie.as_slice())
+            ),
+            other => livemig_host::present::input(other),
+        };
+        if json {
+            let line = serde_json::json!({
+                "at_ms": s.at_ms, "took_ms": s.took_ms,
+                "call": &s.call, "result": &s.result,
+            });
+            println!("{line}");
+        } else {
+            println!(
+                "{:>9.1} ms  {:<11} {:<24} {:>7.1} ms  {result}",
+                s.at_ms,
+                format!("{:?}", s.call.host).to_lowercase(),
+                format!("{:?}", s.call.procedure),
+                s.took_ms
+            );
+        }
+    });
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("livemig migrate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"report": &outcome.report, "total_ms": outcome.total_ms})
+        );
+    } else {
+        let r = &outcome.report;
+        println!(
+            "{:?} in {:.1} ms (protocol {:?}){}",
+            r.verdict,
+            outcome.total_ms,
+            r.protocol,
+            r.error.as_ref().map(|e| format!(": {}", e.message)).unwrap_or_default()
+        );
+    }
+    if let (Some(path), Some(trace)) = (&args.record, &outcome.trace) {
+        if let Err(e) = std::fs::write(path, trace) {
+            eprintln!("livemig: {}: {e}", path.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    ExitCode::from(exit_code(outcome.report.verdict))
 }
 
 #[derive(clap::Args)]
@@ -149,6 +275,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Spice(args) => spice(args),
+        Command::Migrate(args) => migrate(args),
         Command::Demo { record } => {
             println!("livemig demo: SPICE seamless migration between two local QEMUs");
             match livemig_host::demo::spice_seamless(record.is_some(), |l| println!("{l}")) {

@@ -607,9 +607,9 @@ impl Rpc {
             // A partial write desynchronises the stream: the connection is done.
             self.dead = Some(format!("write failed: {e}"));
             return Err(match e.kind() {
-                ErrorKind::WouldBlock | ErrorKind::TimedOut => RpcError::Lost(format!(
-                    "write timed out: {e}"
-                )),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+                    RpcError::Lost(format!("write timed out: {e}"))
+                }
                 _ => RpcError::Io(e),
             });
         }
@@ -738,7 +738,10 @@ mod tests {
 
     #[test]
     fn bad_lengths_and_enums() {
-        assert_eq!(frame_length([0, 0, 0, 27]), Err(ProtocolError::FrameTooShort(27)));
+        assert_eq!(
+            frame_length([0, 0, 0, 27]),
+            Err(ProtocolError::FrameTooShort(27))
+        );
         assert!(matches!(
             frame_length([0xff, 0xff, 0xff, 0xff]),
             Err(ProtocolError::FrameTooLong(0xffff_ffff))
@@ -758,7 +761,10 @@ mod tests {
         let f = encode_frame(&Header::call(1, 1), &[0; 4]).unwrap();
         assert!(matches!(
             decode_frame(&f[..30]),
-            Err(RpcError::Protocol(ProtocolError::LengthMismatch { word: 32, actual: 30 }))
+            Err(RpcError::Protocol(ProtocolError::LengthMismatch {
+                word: 32,
+                actual: 30
+            }))
         ));
     }
 
@@ -768,7 +774,10 @@ mod tests {
         let h = Header::reply(23, 2, Status::Error);
         match reply_result(&h, &body) {
             Err(RpcError::Remote(e)) => {
-                assert_eq!((e.code, e.domain, e.message.as_str()), (42, 10, "no domain"))
+                assert_eq!(
+                    (e.code, e.domain, e.message.as_str()),
+                    (42, 10, "no domain")
+                )
             }
             other => panic!("{other:?}"),
         }

@@ -134,7 +134,12 @@ impl Encoder {
         self
     }
     /// `opaque name<max>`
-    pub fn opaque(&mut self, v: &[u8], max: usize, what: &'static str) -> Result<&mut Self, XdrError> {
+    pub fn opaque(
+        &mut self,
+        v: &[u8],
+        max: usize,
+        what: &'static str,
+    ) -> Result<&mut Self, XdrError> {
         let len = u32::try_from(v.len())
             .ok()
             .filter(|&l| l as usize <= max)
@@ -147,7 +152,12 @@ impl Encoder {
         Ok(self.fixed_opaque(v))
     }
     /// `string name<max>`
-    pub fn string(&mut self, v: &str, max: usize, what: &'static str) -> Result<&mut Self, XdrError> {
+    pub fn string(
+        &mut self,
+        v: &str,
+        max: usize,
+        what: &'static str,
+    ) -> Result<&mut Self, XdrError> {
         self.opaque(v.as_bytes(), max, what)
     }
     /// `remote_string`: `remote_nonnull_string *` (a bool, then the string when present).
@@ -161,7 +171,7 @@ impl Encoder {
         }
     }
     /// Any [`Xdr`] value.
-    pub fn put<T: Xdr + ?Sized>(&mut self, v: &T) -> Result<&mut Self, XdrError> {
+    pub fn put<T: Xdr>(&mut self, v: &T) -> Result<&mut Self, XdrError> {
         v.encode(self)?;
         Ok(self)
     }
@@ -430,7 +440,7 @@ pub fn parse_uuid(s: &str) -> Result<[u8; UUID_LEN], XdrError> {
         if n >= 2 * UUID_LEN {
             return Err(bad());
         }
-        out[n / 2] |= if n % 2 == 0 { v << 4 } else { v };
+        out[n / 2] |= if n & 1 == 0 { v << 4 } else { v };
         n += 1;
     }
     if n != 2 * UUID_LEN {
@@ -668,13 +678,20 @@ mod tests {
         let b = [0xff, 0xff, 0xff, 0xff, b'a', b'b', b'c', b'd'];
         assert!(matches!(
             from_bytes::<String>(&b),
-            Err(XdrError::TooLong { len: 0xffff_ffff, .. })
+            Err(XdrError::TooLong {
+                len: 0xffff_ffff,
+                ..
+            })
         ));
         // Under the cap but longer than what is left.
         let b = [0, 0x10, 0, 0, b'a'];
         assert!(matches!(
             from_bytes::<String>(&b),
-            Err(XdrError::Truncated { needed: 0x10_0000, available: 1, .. })
+            Err(XdrError::Truncated {
+                needed: 0x10_0000,
+                available: 1,
+                ..
+            })
         ));
     }
 
@@ -683,7 +700,11 @@ mod tests {
         let b = 65u32.to_be_bytes();
         assert!(matches!(
             from_bytes::<Params>(&b),
-            Err(XdrError::TooLong { len: 65, max: 64, .. })
+            Err(XdrError::TooLong {
+                len: 65,
+                max: 64,
+                ..
+            })
         ));
         let b = 64u32.to_be_bytes();
         assert!(matches!(
@@ -713,7 +734,10 @@ mod tests {
         );
         assert_eq!(
             from_bytes::<Option<String>>(&[0, 0, 0, 2]),
-            Err(XdrError::BadDiscriminant { offset: 0, value: 2 })
+            Err(XdrError::BadDiscriminant {
+                offset: 0,
+                value: 2
+            })
         );
     }
 
@@ -729,7 +753,10 @@ mod tests {
         assert_eq!(&b[20..], &[1, 2, 3, 4, 5, 6, 7, 8]);
         let mut bad = b.clone();
         bad[19] = 8;
-        assert_eq!(from_bytes::<TypedParam>(&bad), Err(XdrError::BadParamType(8)));
+        assert_eq!(
+            from_bytes::<TypedParam>(&bad),
+            Err(XdrError::BadParamType(8))
+        );
     }
 
     #[test]

@@ -247,11 +247,6 @@ impl Orchestrator {
                 match choice.protocol {
                     Protocol::V3Params | Protocol::V3 => self.begin(now),
                     Protocol::V2 => {
-                        // virDomainMigrateVersion2: dname defaults to the domain's name.
-                        if self.params.get(param::DEST_NAME).is_none() {
-                            let name = self.cfg.domain.name.clone();
-                            self.params.replace_str(param::DEST_NAME, name);
-                        }
                         let xml_flags = if self
                             .cfg
                             .source_features
@@ -412,13 +407,13 @@ impl Orchestrator {
             Protocol::V3 => Procedure::MigrateFinish3,
             Protocol::V2 => Procedure::MigrateFinish2,
         };
-        if self.protocol().is_v3() {
-            let name = self
-                .params
-                .get_str(param::DEST_NAME)
-                .map_or_else(|| self.cfg.domain.name.clone(), str::to_owned);
-            self.params.replace_str(param::DEST_NAME, name);
-        }
+        // Finish names the domain `dname ?: domain->name` (v3 and v2 alike; v2's Prepare2
+        // and Perform get the caller's dname only, as virDomainMigrateVersion2 does).
+        let name = self
+            .params
+            .get_str(param::DEST_NAME)
+            .map_or_else(|| self.cfg.domain.name.clone(), str::to_owned);
+        self.params.replace_str(param::DEST_NAME, name);
         let flags = self.dest_flags();
         let cancelled = self.cancelled;
         self.call(
