@@ -126,6 +126,8 @@ pub fn virsh(host: &Host, args: &[&str]) -> Result<String, HostsError> {
 pub struct TwoHosts {
     work: PathBuf,
     daemons: Vec<(Host, Child)>,
+    // Field order is drop order: the environment is gone before the locks are released.
+    _file_lock: std::fs::File,
     _lock: MutexGuard<'static, ()>,
 }
 
@@ -166,6 +168,14 @@ impl TwoHosts {
     /// Set up the network, both daemons, and wait until each has probed QEMU.
     pub fn start() -> Result<TwoHosts, HostsError> {
         let lock = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        // The namespaces and bridge names are fixed: one environment per machine, across
+        // processes too.
+        let file_lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("livemig-libvirt-hosts.lock"))?;
+        file_lock.lock()?;
         kill_leftovers();
         teardown_network();
         if run(Command::new("getent").args(["passwd", "libvirt-qemu"])).is_err() {
@@ -201,6 +211,7 @@ impl TwoHosts {
         let mut env = TwoHosts {
             work,
             daemons: Vec::new(),
+            _file_lock: file_lock,
             _lock: lock,
         };
         std::fs::write(
