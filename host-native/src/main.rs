@@ -130,7 +130,13 @@ fn migrate(args: MigrateArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!("livemig migrate: {e}");
-            return ExitCode::from(1);
+            // Nothing was changed anywhere: a bad URI is a usage error, anything else
+            // (unreachable daemon, unknown domain) a failure with the source untouched.
+            let code = match e {
+                livemig_host::migrate::MigrateError::Uri(_) => EXIT_USAGE,
+                _ => 1,
+            };
+            return ExitCode::from(code);
         }
     };
     for w in &outcome.warnings {
