@@ -18,7 +18,7 @@ use livemig_core::trace::{Setup, Writer};
 use livemig_core::Machine;
 
 use crate::libvirt::executor::{decode_reply, encode_call};
-use crate::libvirt::{MigrationExecutor, Rpc, RpcError};
+use crate::libvirt::{KeepaliveConfig, MigrationExecutor, Rpc, RpcError};
 
 /// What to migrate, and how.
 #[derive(Clone, Debug)]
@@ -112,6 +112,10 @@ fn open(uri: &str, timeout: Duration) -> Result<Rpc, MigrateError> {
     let mut rpc = Rpc::connect(addr.as_str(), timeout).map_err(err("connect to"))?;
     rpc.set_call_timeout(Some(timeout));
     rpc.connect_open(Some(&name), 0).map_err(err("open"))?;
+    // Ask for keepalive (libvirt-real-peer.md §4): PINGs both ways, so a dead daemon is
+    // noticed and the idle connection is kept alive during a long step on the other.
+    rpc.enable_keepalive(KeepaliveConfig::default())
+        .map_err(err("ask keepalive of"))?;
     Ok(rpc)
 }
 
