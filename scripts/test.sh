@@ -24,6 +24,7 @@ fuzz_ok=0
 fuzz_failed=0
 for target in $(cd core/fuzz && cargo +nightly fuzz list); do
   mkdir -p "core/fuzz/corpus/$target"
+  echo "-- fuzz target $target"
   if (cd core/fuzz && cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" \
         -- -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 2>&1 | tail -n 12); then
     fuzz_ok=$((fuzz_ok + 1))
