@@ -4,10 +4,11 @@
 
 pub mod demo;
 pub mod libvirt;
-pub mod present;
+pub mod libvirt_compare;
 pub mod libvirt_hosts;
 pub mod libvirt_proxy;
 pub mod migrate;
+pub mod present;
 pub mod qemu;
 pub mod replay;
 pub mod spice;

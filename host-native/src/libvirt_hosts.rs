@@ -132,8 +132,12 @@ pub struct TwoHosts {
 }
 
 fn teardown_network() {
-    let _ = Command::new("ip").args(["netns", "del", HOST_A.netns]).output();
-    let _ = Command::new("ip").args(["netns", "del", HOST_B.netns]).output();
+    let _ = Command::new("ip")
+        .args(["netns", "del", HOST_A.netns])
+        .output();
+    let _ = Command::new("ip")
+        .args(["netns", "del", HOST_B.netns])
+        .output();
     let _ = Command::new("ip").args(["link", "del", BRIDGE]).output();
     // The veths vanish asynchronously after `netns del` (§9.6).
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -325,7 +329,10 @@ impl TwoHosts {
                 let log = std::fs::read_to_string(self.host_dir(h).join("daemon.out"))
                     .unwrap_or_default();
                 let tail: String = log.lines().rev().take(10).collect::<Vec<_>>().join(" | ");
-                return Err(HostsError::Daemon { host: h.name, log: tail });
+                return Err(HostsError::Daemon {
+                    host: h.name,
+                    log: tail,
+                });
             }
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -110,7 +110,13 @@ impl Proxy {
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, dir: Dir, conn: usize, out: Arc<Mutex<Vec<Captured>>>) {
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    dir: Dir,
+    conn: usize,
+    out: Arc<Mutex<Vec<Captured>>>,
+) {
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {

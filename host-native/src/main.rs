@@ -14,10 +14,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The main job: a real seamless migration between two local QEMUs with the native
-    /// SPICE client following, each step printed with its time.
+    /// The main job: two libvirt daemons, a VM with SPICE, livemig's SPICE client linked to
+    /// it, `livemig migrate` moving the VM and the client following seamlessly, each step
+    /// printed with its time, everything torn down.
     Demo {
-        /// Record the client's session as a trace file.
+        /// Instead: a seamless migration between two plain QEMUs driven over QMP.
+        #[arg(long)]
+        qemu_only: bool,
+        /// Record the client's session as a trace file (with the libvirt story, the
+        /// migration's trace goes next to it as FILE.migration.jsonl).
         #[arg(long)]
         record: Option<std::path::PathBuf>,
     },
@@ -89,13 +94,20 @@ fn migrate(args: MigrateArgs) -> ExitCode {
         let _ = signal_hook::flag::register(sig, cancel.clone());
     }
     if !args.json {
-        println!("livemig migrate {} → {} ({})", args.source, args.destination, args.domain);
+        println!(
+            "livemig migrate {} → {} ({})",
+            args.source, args.destination, args.domain
+        );
     }
     let json = args.json;
     let outcome = run(&opts, cancel, |s| {
         let result = match &s.result {
             I::Begun { cookie, xml } => {
-                format!("begun: {}; domain XML {} B", describe_cookie(cookie.as_slice()), xml.len())
+                format!(
+                    "begun: {}; domain XML {} B",
+                    describe_cookie(cookie.as_slice()),
+                    xml.len()
+                )
             }
             I::Prepared { cookie, uri } => format!(
                 "prepared: {}; uri {}",
@@ -154,7 +166,10 @@ fn migrate(args: MigrateArgs) -> ExitCode {
             r.verdict,
             outcome.total_ms,
             r.protocol,
-            r.error.as_ref().map(|e| format!(": {}", e.message)).unwrap_or_default()
+            r.error
+                .as_ref()
+                .map(|e| format!(": {}", e.message))
+                .unwrap_or_default()
         );
     }
     if let (Some(path), Some(trace)) = (&args.record, &outcome.trace) {
@@ -277,35 +292,92 @@ const EXIT_USAGE: u8 = 2;
 /// Exit status: a replay differed.
 const EXIT_MISMATCH: u8 = 1;
 
+fn write_trace(path: &std::path::Path, trace: Option<String>) -> bool {
+    let Some(trace) = trace else { return true };
+    match std::fs::write(path, trace) {
+        Ok(()) => {
+            println!("trace written to {}", path.display());
+            true
+        }
+        Err(e) => {
+            eprintln!("livemig: {}: {e}", path.display());
+            false
+        }
+    }
+}
+
+fn demo_libvirt(record: Option<std::path::PathBuf>) -> ExitCode {
+    println!(
+        "livemig demo: a VM with SPICE moved between two libvirt daemons by livemig migrate, \
+         livemig's SPICE client following it seamlessly"
+    );
+    match livemig_host::demo::libvirt_spice(record.is_some(), |l| println!("{l}")) {
+        Ok(r) => {
+            println!(
+                "ok: migrated in {:.1} ms; {} channels followed seamlessly to {}:5940 with \
+                 session id {}; Confirm3 returned {:.1} ms after the client's switch; \
+                 whole story {:.1} s",
+                r.migrate_ms,
+                r.channels.len(),
+                livemig_host::libvirt_hosts::HOST_B.ip,
+                r.session_id,
+                r.confirm_done_ms - r.migrated_ms,
+                r.total_ms / 1e3
+            );
+            if let Some(path) = record {
+                let mut mig = path.clone().into_os_string();
+                mig.push(".migration.jsonl");
+                if !write_trace(&path, r.trace) || !write_trace(mig.as_ref(), r.migration_trace) {
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("livemig demo failed: {e}");
+            ExitCode::from(EXIT_MISMATCH)
+        }
+    }
+}
+
+fn demo_qemu(record: Option<std::path::PathBuf>) -> ExitCode {
+    println!("livemig demo: SPICE seamless migration between two local QEMUs");
+    match livemig_host::demo::spice_seamless(record.is_some(), |l| println!("{l}")) {
+        Ok(r) => {
+            println!(
+                "ok: {} channels followed; linked to the destination in {:.1} ms; \
+                 SPICE_MIGRATE_COMPLETED {:.1} ms after the migration",
+                r.channels, r.connect_ms, r.completed_lag_ms
+            );
+            if let (Some(path), Some(trace)) = (record, r.trace) {
+                if let Err(e) = std::fs::write(&path, trace) {
+                    eprintln!("livemig: {}: {e}", path.display());
+                    return ExitCode::from(EXIT_USAGE);
+                }
+                println!("trace written to {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("livemig demo failed: {e}");
+            ExitCode::from(EXIT_MISMATCH)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Spice(args) => spice(args),
         Command::Migrate(args) => migrate(args),
-        Command::Demo { record } => {
-            println!("livemig demo: SPICE seamless migration between two local QEMUs");
-            match livemig_host::demo::spice_seamless(record.is_some(), |l| println!("{l}")) {
-                Ok(r) => {
-                    println!(
-                        "ok: {} channels followed; linked to the destination in {:.1} ms; \
-                         SPICE_MIGRATE_COMPLETED {:.1} ms after the migration",
-                        r.channels, r.connect_ms, r.completed_lag_ms
-                    );
-                    if let (Some(path), Some(trace)) = (record, r.trace) {
-                        if let Err(e) = std::fs::write(&path, trace) {
-                            eprintln!("livemig: {}: {e}", path.display());
-                            return ExitCode::from(EXIT_USAGE);
-                        }
-                        println!("trace written to {}", path.display());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("livemig demo failed: {e}");
-                    ExitCode::from(EXIT_MISMATCH)
-                }
-            }
-        }
+        Command::Demo {
+            qemu_only: true,
+            record,
+        } => demo_qemu(record),
+        Command::Demo {
+            qemu_only: false,
+            record,
+        } => demo_libvirt(record),
         Command::Replay { files, quiet } => {
             let mut failed = false;
             for f in &files {

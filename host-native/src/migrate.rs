@@ -100,7 +100,10 @@ pub fn parse_uri(uri: &str) -> Result<(String, String), MigrateError> {
     } else {
         format!("{authority}:16509")
     };
-    Ok((addr, format!("qemu:///{}", if path.is_empty() { "system" } else { path })))
+    Ok((
+        addr,
+        format!("qemu:///{}", if path.is_empty() { "system" } else { path }),
+    ))
 }
 
 fn open(uri: &str, timeout: Duration) -> Result<Rpc, MigrateError> {
@@ -122,10 +125,12 @@ fn open(uri: &str, timeout: Duration) -> Result<Rpc, MigrateError> {
 fn features(rpc: &mut Rpc, uri: &str) -> Result<FeatureSet, MigrateError> {
     let mut set = FeatureSet::default();
     for f in Feature::ALL {
-        let ok = rpc.supports_feature(f).map_err(|source| MigrateError::Rpc {
-            what: format!("probe features of {uri}"),
-            source,
-        })?;
+        let ok = rpc
+            .supports_feature(f)
+            .map_err(|source| MigrateError::Rpc {
+                what: format!("probe features of {uri}"),
+                source,
+            })?;
         if ok {
             set.0.insert(f);
         }
@@ -208,7 +213,9 @@ pub fn run(
             }
             for a in actions {
                 match a {
-                    OrchestratorAction::Call(call) if call.procedure == Procedure::DomainAbortJob => {
+                    OrchestratorAction::Call(call)
+                        if call.procedure == Procedure::DomainAbortJob =>
+                    {
                         // On the control connection: the source connection is busy in Perform.
                         let started = Instant::now();
                         let input = control_call(&mut control, &call, &domain);

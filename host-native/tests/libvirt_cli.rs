@@ -14,7 +14,12 @@ fn livemig() -> Command {
 #[test]
 fn usage_errors_exit_2() {
     let out = livemig()
-        .args(["migrate", "qemu:///system", "qemu+tcp://10.77.0.2/system", "tiny"])
+        .args([
+            "migrate",
+            "qemu:///system",
+            "qemu+tcp://10.77.0.2/system",
+            "tiny",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -30,11 +35,23 @@ fn json_success_with_a_trace_then_prepare_failure_then_ctrl_c() {
 
     // 0: migrated, one JSON object per step and one for the outcome.
     let out = livemig()
-        .args(["migrate", &HOST_A.uri(), &HOST_B.uri(), "tiny", "--json", "--record"])
+        .args([
+            "migrate",
+            &HOST_A.uri(),
+            &HOST_B.uri(),
+            "tiny",
+            "--json",
+            "--record",
+        ])
         .arg(&trace)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -68,8 +85,20 @@ fn json_success_with_a_trace_then_prepare_failure_then_ctrl_c() {
 
     // Ctrl-C during a slow Perform: the core aborts the job; exit 1, the VM stays on B.
     let st = Command::new("ip")
-        .args(["netns", "exec", HOST_B.netns, "tc", "qdisc", "add", "dev", "eth0", "root"])
-        .args(["tbf", "rate", "1mbit", "burst", "32kbit", "latency", "400ms"])
+        .args([
+            "netns",
+            "exec",
+            HOST_B.netns,
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            "eth0",
+            "root",
+        ])
+        .args([
+            "tbf", "rate", "1mbit", "burst", "32kbit", "latency", "400ms",
+        ])
         .status()
         .unwrap();
     assert!(st.success());
@@ -79,7 +108,9 @@ fn json_success_with_a_trace_then_prepare_failure_then_ctrl_c() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");

@@ -14,10 +14,19 @@ fn two_real_daemons_migrate_with_virsh_and_tear_down_clean() {
         env.check_runs_only_on(&HOST_B).unwrap();
         assert!(env.check_runs_only_on(&HOST_A).is_err());
     }
-    let out = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
     let list = String::from_utf8_lossy(&out.stdout);
     assert!(!list.contains("lvmA") && !list.contains("lvmB"), "{list}");
-    let ps = std::process::Command::new("pgrep").args(["-f", "guest=tiny"]).output().unwrap();
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", "guest=tiny"])
+        .output()
+        .unwrap();
     assert!(ps.stdout.is_empty(), "qemu left behind");
-    eprintln!("environment up, migrated and torn down in {:?}", t.elapsed());
+    eprintln!(
+        "environment up, migrated and torn down in {:?}",
+        t.elapsed()
+    );
 }

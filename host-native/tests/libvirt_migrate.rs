@@ -67,7 +67,11 @@ fn check_cookies(o: &MigrateOutcome) {
             if !sent.is_empty() && !out.is_empty() {
                 let a = Cookie::parse(sent.as_slice()).unwrap().unwrap();
                 let b = Cookie::parse(out.as_slice()).unwrap().unwrap();
-                assert_ne!(a.hostuuid, b.hostuuid, "{:?} got its own cookie", s.call.procedure);
+                assert_ne!(
+                    a.hostuuid, b.hostuuid,
+                    "{:?} got its own cookie",
+                    s.call.procedure
+                );
             }
         }
     }
@@ -128,7 +132,11 @@ fn prepare_fails_confirm_cancelled_source_keeps_running() {
     let _ = blocker.wait();
     assert_eq!(o.report.verdict, Verdict::Failed, "{:?}", o.report);
     assert_eq!(calls(&o), ["302", "212", "303", "307(1)"]);
-    assert!(o.report.error.as_ref().unwrap().message.contains("spice"), "{:?}", o.report);
+    assert!(
+        o.report.error.as_ref().unwrap().message.contains("spice"),
+        "{:?}",
+        o.report
+    );
     env.check_runs_only_on(&HOST_A).unwrap();
 }
 
@@ -142,7 +150,10 @@ fn tc(netns: &str, args: &[&str]) {
 }
 
 fn kill_qemu_in(netns: &str) {
-    let pids = Command::new("ip").args(["netns", "pids", netns]).output().unwrap();
+    let pids = Command::new("ip")
+        .args(["netns", "pids", netns])
+        .output()
+        .unwrap();
     for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
         let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if cmd.contains("qemu-system") {
@@ -156,12 +167,23 @@ fn destination_killed_during_perform_finish_cancelled_no_confirm() {
     let env = TwoHosts::start().unwrap();
     env.create_guest(&HOST_A, "127.0.0.1").unwrap();
     // Slow A's link so Perform lasts seconds (failure F2).
-    tc(HOST_A.netns, &["qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "1mbit", "burst", "32kbit", "latency", "400ms"]);
+    tc(
+        HOST_A.netns,
+        &[
+            "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "1mbit", "burst", "32kbit",
+            "latency", "400ms",
+        ],
+    );
     let killer = std::thread::spawn(|| {
         std::thread::sleep(Duration::from_millis(1500));
         kill_qemu_in(HOST_B.netns);
     });
-    let o = run(&opts(&HOST_A, &HOST_B, ProtocolRequest::Auto), Arc::new(AtomicBool::new(false)), |_| {}).unwrap();
+    let o = run(
+        &opts(&HOST_A, &HOST_B, ProtocolRequest::Auto),
+        Arc::new(AtomicBool::new(false)),
+        |_| {},
+    )
+    .unwrap();
     killer.join().unwrap();
     assert_eq!(o.report.verdict, Verdict::Failed, "{:?}", o.report);
     assert_eq!(calls(&o), ["302", "212", "303", "305", "306(1)"]);
@@ -173,11 +195,15 @@ fn cancel_at(step: Procedure) -> (MigrateOutcome, TwoHosts) {
     env.create_guest(&HOST_A, "127.0.0.1").unwrap();
     let cancel = Arc::new(AtomicBool::new(false));
     let c = cancel.clone();
-    let o = run(&opts(&HOST_A, &HOST_B, ProtocolRequest::Auto), cancel, move |s: &StepLog| {
-        if s.call.procedure == step {
-            c.store(true, Ordering::SeqCst);
-        }
-    })
+    let o = run(
+        &opts(&HOST_A, &HOST_B, ProtocolRequest::Auto),
+        cancel,
+        move |s: &StepLog| {
+            if s.call.procedure == step {
+                c.store(true, Ordering::SeqCst);
+            }
+        },
+    )
     .unwrap();
     (o, env)
 }

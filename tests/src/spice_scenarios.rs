@@ -429,6 +429,40 @@ pub fn corpus() -> Vec<SpiceScenario> {
             },
         ],
     ));
+    // SWITCH_HOST while the client is still linking the target it was announced: the VM
+    // migration completed first (a small idle guest under libvirt, whose Perform sends
+    // client_migrate_info and migrates at once). The session gives the target up and
+    // switches (§4: SWITCH_HOST from any state). Here the target never answers
+    // DST_DO_SEAMLESS, so every target link is up when SWITCH_HOST comes ...
+    v.push(with_fault(
+        sc(
+            "switch-host-while-linking-target",
+            vec![
+                Start,
+                Begin,
+                End { completed: true },
+                Ping {
+                    server: DST,
+                    channel: MAIN,
+                },
+            ],
+        ),
+        DST,
+        ServerFault::IgnoreDoSeamless,
+    ));
+    // ... and here SWITCH_HOST follows BEGIN_SEAMLESS at once, while the host is still asked
+    // whether the target may be contacted.
+    v.push(sc(
+        "switch-host-while-checking-target",
+        vec![
+            Start,
+            Together(vec![Begin, End { completed: true }]),
+            Ping {
+                server: DST,
+                channel: MAIN,
+            },
+        ],
+    ));
     // SWITCH_HOST after a CONNECT_ERROR: the policy refuses again.
     let mut s = sc(
         "switch-host-refused-by-policy",

@@ -707,6 +707,54 @@ fn switch_host_links_fresh() {
     assert!(!n.connects.iter().any(|c| c.role == Role::Destination));
 }
 
+/// SWITCH_HOST arrived while the session was still getting to the announced target: the
+/// source's VM migration completed first (seen with libvirt: Perform sends
+/// client_migrate_info and migrates at once, and a small idle guest migrates in ~0.1 s).
+fn check_switch_host_mid_migration(name: &str) -> Network {
+    let n = ok(name);
+    let d = dst(&n);
+    let kinds: Vec<&str> = n
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::MigrationStarted { .. } => Some("started"),
+            SessionEvent::MigrationConnected { .. } => Some("connected"),
+            SessionEvent::SwitchHost { .. } => Some("switch-host"),
+            SessionEvent::SessionReset => Some("reset"),
+            SessionEvent::Error { .. } => Some("error"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["started", "switch-host", "reset"], "{name}");
+    // Every link to the announced target was closed by the session, and nothing was said
+    // to the source about it (the server checks: no CONNECTED after its migration ended).
+    let target_links = conns_to(&n, DST, Role::Destination);
+    assert!(target_links.iter().all(|(c, _)| closes(&n).contains(c)));
+    // Then the fresh link: connection id 0 on main, the destination's session after.
+    assert_eq!(conns_to(&n, DST, Role::Source).len(), 3);
+    assert!(d
+        .links
+        .iter()
+        .any(|l| l.channel == MAIN && l.connection_id == 0));
+    assert_eq!(n.session.session_id(), Some(DST_SESSION_ID));
+    assert!(src(&n).open_conns().is_empty());
+    assert!(answered_ping(d, MAIN));
+    n
+}
+
+#[test]
+fn switch_host_while_linking_the_target_gives_it_up_and_switches() {
+    let n = check_switch_host_mid_migration("switch-host-while-linking-target");
+    // The three target links were up (DST_DO_SEAMLESS unanswered) when SWITCH_HOST came.
+    assert_eq!(conns_to(&n, DST, Role::Destination).len(), 3);
+}
+
+#[test]
+fn switch_host_while_checking_the_target_switches() {
+    let n = check_switch_host_mid_migration("switch-host-while-checking-target");
+    assert!(conns_to(&n, DST, Role::Destination).is_empty());
+}
+
 #[test]
 fn switch_host_refused_by_policy_stays() {
     let n = ok("switch-host-refused-by-policy");

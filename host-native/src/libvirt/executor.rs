@@ -368,7 +368,8 @@ fn call_serving_other(
     std::thread::scope(|s| {
         let stop = &stop;
         // An error there marks `other` dead; its next call reports it.
-        let server = s.spawn(move || other.service_until(stop, Duration::from_millis(50)));
+        // A short tick: joining waits for it after every call.
+        let server = s.spawn(move || other.service_until(stop, Duration::from_millis(2)));
         let r = target.call(number, body);
         stop.store(true, Ordering::Release);
         let _ = server.join();

@@ -6,7 +6,8 @@
 //!   an empty cookie, and a host is never sent back a cookie it emitted itself
 //!   (libvirt-real-peer.md §6.5; libvirt's "no uri" path would otherwise do so);
 //! * destination flags drop ABORT_ON_ERROR and AUTO_CONVERGE, PAUSED is added for a paused
-//!   source, CHANGE_PROTECTION goes only to source calls (§2.2, §12.10);
+//!   source, CHANGE_PROTECTION goes only to source calls, P2P's keep PEER2PEER as the
+//!   source daemon's own flags do (§2.2, §3, §12.10);
 //! * Finish runs after every successful Prepare, with `cancelled=1` when Perform failed or
 //!   was skipped; Confirm's `cancelled` is "Finish returned no domain"; managed mode skips
 //!   Confirm after a failed Perform, P2P always confirms (§2.6-§2.9, §3, §12.2-§12.5);
@@ -146,11 +147,17 @@ impl Orchestrator {
         f.0
     }
 
+    /// Flags of destination calls. P2P keeps PEER2PEER: the source daemon derives them from
+    /// its own Perform flags (`destflags = flags & ~(ABORT_ON_ERROR|AUTO_CONVERGE)` in
+    /// `qemuMigrationSrcPerformPeer2Peer{2,3}`), and a real libvirt 9.0 source sends its
+    /// peer Prepare3Params/Finish3Params with LIVE|PEER2PEER (host-native
+    /// tests/libvirt_vs_virsh.rs). A managed client never has it.
     fn dest_flags(&self) -> u64 {
-        self.flags
-            .for_destination()
-            .without(MigrateFlags::PEER2PEER)
-            .0
+        let f = self.flags.for_destination();
+        match self.cfg.mode {
+            Mode::PeerToPeer => f.with(MigrateFlags::PEER2PEER).0,
+            Mode::Managed => f.without(MigrateFlags::PEER2PEER).0,
+        }
     }
 
     /// The first error wins (§12.6).

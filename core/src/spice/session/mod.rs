@@ -795,6 +795,18 @@ impl Session {
     // ---- migration: connecting the target ----------------------------------------------
 
     fn on_begin(&mut self, kind: MigrationKind, version: u32, target: Endpoint, switch_host: bool) {
+        if switch_host
+            && matches!(
+                self.mig,
+                Mig::Checking { .. } | Mig::Connecting { .. } | Mig::Armed { .. }
+            )
+        {
+            // The VM migration completed before the source counted on the target link (it
+            // came late, or not at all): the source falls back to SWITCH_HOST, which holds
+            // from any state (§4 state diagram). Give the target up, then switch.
+            self.drop_targets();
+            self.mig = Mig::Idle;
+        }
         if !matches!(self.mig, Mig::Idle | Mig::TargetLost) {
             self.error(SessionError::Protocol {
                 channel: ChannelRef::MAIN,
