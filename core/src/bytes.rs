@@ -1,11 +1,14 @@
-//! Byte strings that serialize as standard base64 (with padding) in every serde format, so
-//! traces, JSON and JS all carry the same text for the same bytes.
+//! Byte strings that serialize as standard base64 (with padding) in every human-readable
+//! serde format, so traces and JSON carry the same text for the same bytes. A compact format
+//! (`is_human_readable() == false`, e.g. the wasm crate's JS object conversion) gets raw
+//! bytes, which become a `Uint8Array` in JS. Deserialization accepts either form.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An owned byte buffer serialized as a base64 string.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(type = "Uint8Array"))]
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Bytes(pub Vec<u8>);
 
@@ -51,16 +54,43 @@ impl From<&[u8]> for Bytes {
 
 impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(&self.0))
+        if s.is_human_readable() {
+            s.serialize_str(&STANDARD.encode(&self.0))
+        } else {
+            s.serialize_bytes(&self.0)
+        }
+    }
+}
+
+/// Base64 text, or raw bytes from a format that has them.
+struct BytesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BytesVisitor {
+    type Value = Bytes;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a base64 string or a byte buffer")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Bytes, E> {
+        STANDARD.decode(v.as_bytes()).map(Bytes).map_err(E::custom)
+    }
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+        Ok(Bytes(v.to_vec()))
+    }
+    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+        Ok(Bytes(v))
     }
 }
 
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        STANDARD
-            .decode(s.as_bytes())
-            .map(Bytes)
-            .map_err(serde::de::Error::custom)
+        // Human-readable formats (JSON) carry only the base64 text. Buffered content (inside
+        // internally tagged enums) hands raw bytes to `deserialize_str` as bytes, so a JS
+        // `Uint8Array` arrives through `visit_byte_buf` either way.
+        if d.is_human_readable() {
+            d.deserialize_str(BytesVisitor)
+        } else {
+            d.deserialize_byte_buf(BytesVisitor)
+        }
     }
 }

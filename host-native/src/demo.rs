@@ -76,6 +76,29 @@ fn wait(
         .map_err(DemoError::from)
 }
 
+/// Start a client and wait for the main channel's session id (and when it came).
+fn link_main(cfg: SessionConfig, record: bool) -> Result<(ClientHandle, u32, Instant), DemoError> {
+    let mut c = spawn(
+        cfg,
+        ClientOptions {
+            record,
+            ..ClientOptions::default()
+        },
+    );
+    let ready = c.wait_event(
+        T,
+        "main ready",
+        |e| matches!(e, SessionEvent::ChannelReady { channel, .. } if *channel == ChannelRef::MAIN),
+    )?;
+    match ready.event {
+        SessionEvent::ChannelReady {
+            session_id: Some(sid),
+            ..
+        } => Ok((c, sid, ready.at)),
+        _ => Err(DemoError::Check("MAIN_INIT without a session id".into())),
+    }
+}
+
 /// Run the demo; `log` receives one readable line per step.
 pub fn spice_seamless(record: bool, mut log: impl FnMut(&str)) -> Result<DemoReport, DemoError> {
     let t0 = Instant::now();
@@ -97,25 +120,7 @@ pub fn spice_seamless(record: bool, mut log: impl FnMut(&str)) -> Result<DemoRep
         tls_port: None,
         cert_subject: None,
     });
-    let mut c = spawn(
-        cfg,
-        ClientOptions {
-            record,
-            ..ClientOptions::default()
-        },
-    );
-    let ready = c.wait_event(
-        T,
-        "main ready",
-        |e| matches!(e, SessionEvent::ChannelReady { channel, .. } if *channel == ChannelRef::MAIN),
-    )?;
-    let SessionEvent::ChannelReady {
-        session_id: Some(sid),
-        ..
-    } = ready.event
-    else {
-        return Err(DemoError::Check("MAIN_INIT without a session id".into()));
-    };
+    let (mut c, sid, _) = link_main(cfg, record)?;
     line(&format!("client linked main, session id {sid}"));
     let mut linked = 1;
     while linked < 4 {
@@ -563,27 +568,9 @@ pub fn libvirt_spice(
         ChannelType::Inputs,
     ];
     cfg.channel_types = wanted.to_vec();
-    let mut c = spawn(
-        cfg,
-        ClientOptions {
-            record,
-            ..ClientOptions::default()
-        },
-    );
-    let ready = c.wait_event(
-        T,
-        "main ready",
-        |e| matches!(e, SessionEvent::ChannelReady { channel, .. } if *channel == ChannelRef::MAIN),
-    )?;
-    let SessionEvent::ChannelReady {
-        session_id: Some(sid),
-        ..
-    } = ready.event
-    else {
-        return Err(DemoError::Check("MAIN_INIT without a session id".into()));
-    };
+    let (mut c, sid, ready_at) = link_main(cfg, record)?;
     line(
-        ready.at,
+        ready_at,
         &format!("client linked main to {}:5940, session id {sid}", HOST_A.ip),
     );
     let list = c.wait_event(T, "CHANNELS_LIST", |e| {

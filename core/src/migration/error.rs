@@ -29,6 +29,7 @@ pub const ERR_MIGRATE_FINISH_OK: i32 = 93;
 pub const ERR_NO_SUPPORT: i32 = 3;
 
 /// An error as a libvirt daemon reports it (the fields of `remote_error` that matter).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message} (code {code}, domain {domain})")]
 pub struct RemoteError {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `virDomainMigrateFlags` (libvirt-domain.h), a bit set carried as a plain number.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MigrateFlags(pub u64);
@@ -82,6 +83,7 @@ impl std::fmt::Display for MigrateFlags {
 }
 
 /// `virDrvFeature` values probed with `CONNECT_SUPPORTS_FEATURE` (libvirt_internal.h, §1).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[repr(u32)]
@@ -138,6 +140,7 @@ impl Feature {
 }
 
 /// The set of features one host answered 1 for. Serialized as an ordered list of names.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct FeatureSet(pub std::collections::BTreeSet<Feature>);
@@ -197,6 +200,7 @@ pub mod param {
 }
 
 /// A typed parameter value (`remote_typed_param_value`; the wire type number in brackets).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamValue {
@@ -217,6 +221,7 @@ pub enum ParamValue {
 }
 
 /// One `virTypedParameter`.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypedParam {
     /// The parameter's name, e.g. `migrate_uri`.
@@ -227,6 +232,7 @@ pub struct TypedParam {
 
 /// An ordered list of typed parameters, with libvirt's replace-or-append semantics
 /// (`virTypedParamsReplaceString`) so the order on the wire matches libvirt's.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Params(pub Vec<TypedParam>);

@@ -8,6 +8,7 @@ use crate::migration::error::RemoteError;
 use crate::migration::flags::{FeatureSet, MigrateFlags, Params};
 
 /// Who drives the steps (§1): the client (managed) or the source daemon (peer-to-peer).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
@@ -18,6 +19,7 @@ pub enum Mode {
 }
 
 /// Which protocol the caller asks for. `Auto` chooses as `virDomainMigrate3` does (§1).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProtocolRequest {
@@ -33,6 +35,7 @@ pub enum ProtocolRequest {
 }
 
 /// The protocol actually used.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
@@ -52,6 +55,7 @@ impl Protocol {
 }
 
 /// Which daemon a call goes to.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Host {
@@ -62,6 +66,7 @@ pub enum Host {
 }
 
 /// A domain as the remote protocol names it (`remote_nonnull_domain`).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DomainRef {
     /// Domain name.
@@ -73,6 +78,7 @@ pub struct DomainRef {
 }
 
 /// `virDomainState`, as `DOMAIN_GET_STATE` reports it.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DomainState {
@@ -112,6 +118,7 @@ impl DomainState {
 }
 
 /// The remote procedures the orchestrator asks for (§9; numbers from remote_protocol.x).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Procedure {
@@ -186,6 +193,7 @@ pub const XML_UPDATE_CPU: u64 = 4;
 pub const XML_MIGRATABLE: u64 = 8;
 
 /// Everything the orchestrator needs to know before the first step.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrchestratorConfig {
     /// Managed or peer-to-peer.
@@ -211,6 +219,7 @@ pub struct OrchestratorConfig {
 
 /// One remote call to execute. Exactly the arguments the procedure needs; an executor only
 /// encodes it (see [`LegacyArgs`] for the fixed-argument procedures).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Call {
     /// The daemon to call.
@@ -262,6 +271,7 @@ impl Call {
 }
 
 /// How the migration ended, as a caller must act on it.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -278,6 +288,7 @@ pub enum Verdict {
 }
 
 /// The final action of every run.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     /// What happened.
@@ -291,6 +302,7 @@ pub struct Report {
 }
 
 /// What the host feeds the orchestrator.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OrchestratorInput {
@@ -358,6 +370,7 @@ pub enum OrchestratorInput {
 }
 
 /// What the orchestrator asks the host to do.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OrchestratorAction {

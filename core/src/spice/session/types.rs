@@ -9,11 +9,13 @@ use crate::spice::wire::msg::DisplayInit;
 use crate::Millis;
 
 /// A host-chosen handle for one transport connection (TCP, TLS, unix or WebSocket).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ConnId(pub u32);
 
 /// A logical SPICE channel: (type, id), e.g. main (1, 0), inputs (3, 0).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ChannelRef {
     /// Channel type.
@@ -32,6 +34,7 @@ impl ChannelRef {
 }
 
 /// Which server a connection goes to.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -43,6 +46,7 @@ pub enum Role {
 
 /// A SPICE server address as BEGIN, SWITCH_HOST or the host's configuration gives it.
 /// Ports 0 and 0xFFFF mean absent (§3, invariant 15).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     /// Host name or address.
@@ -56,6 +60,7 @@ pub struct Endpoint {
 }
 
 /// How the host must verify the server's TLS certificate (invariant 15).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verify {
@@ -66,6 +71,7 @@ pub enum Verify {
 }
 
 /// Session configuration.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionConfig {
     /// The server to link to first.
@@ -129,6 +135,7 @@ impl SessionConfig {
 }
 
 /// What the host feeds the session.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SessionInput {
@@ -196,6 +203,7 @@ pub enum SessionInput {
 }
 
 /// What the session asks the host to do.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SessionAction {
@@ -247,6 +255,7 @@ pub enum SessionAction {
 }
 
 /// Which kind of switch a migration makes.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationKind {
@@ -257,6 +266,7 @@ pub enum MigrationKind {
 }
 
 /// Events for the application.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum SessionEvent {
@@ -330,6 +340,7 @@ pub enum SessionEvent {
 }
 
 /// Errors reported in [`SessionEvent::Error`].
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "code", rename_all = "snake_case")]
 #[non_exhaustive]

@@ -371,6 +371,17 @@ macro_rules! wire_enum {
                 d.deserialize_any(V)
             }
         }
+
+        // The TypeScript form of the serde form above: a name, or the number of an
+        // unnamed value.
+        #[cfg(feature = "ts")]
+        const _: () = {
+            use wasm_bindgen::prelude::*;
+            #[wasm_bindgen(typescript_custom_section)]
+            const TS_APPEND_CONTENT: &'static str = concat!(
+                "export type ", stringify!($name), " = ", $("\"", $text, "\" | ",)* "number;"
+            );
+        };
     };
 }
 

@@ -438,6 +438,7 @@ pub struct MouseButton {
 }
 
 /// DISPLAY_INIT (client, display 101): 14 bytes (§4 "Semi-seamless switch").
+#[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(missing_as_null))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DisplayInit {
     /// Pixmap cache id.
