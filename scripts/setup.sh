@@ -33,6 +33,7 @@ have qemu-system-x86_64 || need_apt+=(qemu-system-x86)
 # would replace init.
 { [ -x /usr/sbin/libvirtd ] && have virsh; } || need_apt+=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
 have openssl || need_apt+=(openssl)
+[ -x /usr/bin/python3 ] || need_apt+=(python3-minimal)   # the F1 port blocker in libvirt tests
 have ip || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"

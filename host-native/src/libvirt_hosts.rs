@@ -417,3 +417,53 @@ fn subreaper_path() -> PathBuf {
     }
     PathBuf::from("livemig-subreaper")
 }
+
+/// Holds `127.0.0.1:port` inside `host`'s namespace (so a QEMU there cannot start SPICE on
+/// it: failure F1 of libvirt-real-peer.md §7) until dropped.
+pub struct PortBlocker(Child);
+
+impl PortBlocker {
+    /// Bind the port; returns once it is bound.
+    pub fn start(host: &Host, port: u16) -> Result<PortBlocker, HostsError> {
+        let script = format!(
+            "import socket,time\ns=socket.socket()\n\
+             s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('127.0.0.1',{port}));s.listen()\nprint('ok',flush=True)\ntime.sleep(300)"
+        );
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                host.netns,
+                "/usr/bin/python3",
+                "-c",
+                &script,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| HostsError::Command {
+                cmd: "ip netns exec python3 (port blocker)".into(),
+                detail: e.to_string(),
+            })?;
+        let mut buf = [0u8; 3];
+        let bound = child.stdout.take().map(|mut out| {
+            std::io::Read::read_exact(&mut out, &mut buf).is_ok() && &buf == b"ok\n"
+        });
+        if bound != Some(true) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HostsError::Command {
+                cmd: format!("bind 127.0.0.1:{port} in {}", host.netns),
+                detail: "the blocker did not come up".into(),
+            });
+        }
+        Ok(PortBlocker(child))
+    }
+}
+
+impl Drop for PortBlocker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use livemig_host::libvirt_hosts::{TwoHosts, HOST_A, HOST_B};
+use livemig_host::libvirt_hosts::{PortBlocker, TwoHosts, HOST_A, HOST_B};
 
 fn livemig() -> Command {
     Command::new(env!("CARGO_BIN_EXE_livemig"))
@@ -66,18 +66,12 @@ fn json_success_with_a_trace_then_prepare_failure_then_ctrl_c() {
     std::fs::remove_file(&trace).ok();
 
     // 1: Prepare fails on A (its SPICE port is taken), the VM keeps running on B.
-    let mut blocker = Command::new("ip")
-        .args(["netns", "exec", HOST_A.netns, "python3", "-c"])
-        .arg("import socket,time\ns=socket.socket();s.bind(('127.0.0.1',5940));s.listen();time.sleep(60)")
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let blocker = PortBlocker::start(&HOST_A, 5940).unwrap();
     let out = livemig()
         .args(["migrate", &HOST_B.uri(), &HOST_A.uri(), "tiny"])
         .output()
         .unwrap();
-    let _ = blocker.kill();
-    let _ = blocker.wait();
+    drop(blocker);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("Failed"), "{text}");

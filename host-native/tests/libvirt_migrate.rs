@@ -11,7 +11,7 @@ use livemig_core::migration::orchestrator::{
     Host, OrchestratorInput, Procedure, ProtocolRequest, Verdict,
 };
 use livemig_core::migration::MigrateFlags;
-use livemig_host::libvirt_hosts::{Host as LvHost, TwoHosts, HOST_A, HOST_B};
+use livemig_host::libvirt_hosts::{Host as LvHost, PortBlocker, TwoHosts, HOST_A, HOST_B};
 use livemig_host::migrate::{run, MigrateOptions, MigrateOutcome, StepLog};
 
 fn opts(from: &LvHost, to: &LvHost, protocol: ProtocolRequest) -> MigrateOptions {
@@ -110,26 +110,13 @@ fn managed_v3_there_and_back_then_fixed_args_and_v2() {
     assert_eq!(st.trim(), "running");
 }
 
-/// Holds 127.0.0.1:5940 inside B's namespace so its QEMU cannot start SPICE (failure F1).
-fn occupy_spice_port_on_b() -> std::process::Child {
-    let child = Command::new("ip")
-        .args(["netns", "exec", HOST_B.netns, "python3", "-c"])
-        .arg("import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('127.0.0.1',5940));s.listen();print('ok',flush=True);time.sleep(120)")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    child
-}
-
 #[test]
 fn prepare_fails_confirm_cancelled_source_keeps_running() {
     let env = TwoHosts::start().unwrap();
     env.create_guest(&HOST_A, "127.0.0.1").unwrap();
-    let mut blocker = occupy_spice_port_on_b();
+    let blocker = PortBlocker::start(&HOST_B, 5940).unwrap();
     let o = migrate(&opts(&HOST_A, &HOST_B, ProtocolRequest::Auto));
-    let _ = blocker.kill();
-    let _ = blocker.wait();
+    drop(blocker);
     assert_eq!(o.report.verdict, Verdict::Failed, "{:?}", o.report);
     assert_eq!(calls(&o), ["302", "212", "303", "307(1)"]);
     assert!(

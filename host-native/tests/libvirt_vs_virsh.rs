@@ -23,7 +23,7 @@ use livemig_host::libvirt::Rpc;
 use livemig_host::libvirt_compare::{
     collect, decode, wire_call_of, CookieDir, WireCall, WireCapture,
 };
-use livemig_host::libvirt_hosts::{Host as LvHost, TwoHosts, HOST_A, HOST_B};
+use livemig_host::libvirt_hosts::{Host as LvHost, PortBlocker, TwoHosts, HOST_A, HOST_B};
 use livemig_host::libvirt_proxy::{Captured, Dir, Proxy};
 use livemig_host::migrate::{run, MigrateOptions, MigrateOutcome};
 
@@ -158,37 +158,6 @@ fn assert_same(what: &str, virsh: &[WireCall], livemig: &[WireCall]) {
 
 // ---- failure injections (libvirt-real-peer.md §7) ------------------------------------------
 
-/// Holds 127.0.0.1:5940 inside B's namespace so its QEMU cannot start SPICE (F1).
-struct SpicePortBlocker(std::process::Child);
-
-impl SpicePortBlocker {
-    fn start() -> SpicePortBlocker {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", HOST_B.netns, "python3", "-c"])
-            .arg(
-                "import socket,time\ns=socket.socket()\n\
-                 s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
-                 s.bind(('127.0.0.1',5940));s.listen()\nprint('ok',flush=True)\ntime.sleep(120)",
-            )
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Bound once it says so.
-        let mut out = child.stdout.take().unwrap();
-        let mut buf = [0u8; 3];
-        std::io::Read::read_exact(&mut out, &mut buf).unwrap();
-        assert_eq!(&buf, b"ok\n");
-        SpicePortBlocker(child)
-    }
-}
-
-impl Drop for SpicePortBlocker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn tc(netns: &str, args: &[&str]) {
     let st = Command::new("ip")
         .args(["netns", "exec", netns, "tc"])
@@ -299,7 +268,7 @@ fn managed_run(scenario: Scenario, virsh: bool) -> (WireCapture, Duration) {
     let (ok, detail) = match scenario {
         Scenario::Success => client(),
         Scenario::PrepareFails => {
-            let _blocker = SpicePortBlocker::start();
+            let _blocker = PortBlocker::start(&HOST_B, 5940).unwrap();
             client()
         }
         Scenario::PerformFails => with_destination_killed_during_perform(&p, client),
@@ -427,7 +396,7 @@ fn p2p_virsh_run(prepare_fails: bool) -> (WireCapture, OrchestratorConfig, bool,
     let (destination_features, _) = probe(&HOST_B, false);
     let proxy = Proxy::start("10.77.0.254:0", &HOST_B.rpc_addr()).unwrap();
     let t1 = Instant::now();
-    let blocker = prepare_fails.then(SpicePortBlocker::start);
+    let blocker = prepare_fails.then(|| PortBlocker::start(&HOST_B, 5940).unwrap());
     let out = virsh_migrate(&HOST_A.uri(), &["--p2p"], &uri(&proxy));
     drop(blocker);
     let run = t1.elapsed();
