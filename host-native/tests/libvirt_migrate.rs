@@ -99,8 +99,9 @@ fn managed_v3_there_and_back_then_fixed_args_and_v2() {
     check_cookies(&o);
     env.check_runs_only_on(&HOST_B).unwrap();
 
-    // v2 against libvirt 9.0 + QEMU: the destination daemon segfaults in Prepare2 (it has no
-    // Begin cookie, so no remote migration capabilities: "rpc-libvirtd: segfault at 8 in
+    // v2 against libvirt 9.0 + QEMU: the destination daemon segfaults in Prepare2:
+    // qemuMigrationDstPrepareActive passes `mig->caps->automatic` on, and a v2 Prepare2 has
+    // no cookie, so `mig->caps` is NULL ("rpc-libvirtd: segfault at 8 in
     // libvirt_driver_qemu.so", seen in dmesg). What livemig must guarantee then: the
     // migration fails cleanly and the VM keeps running on the source only.
     let o = migrate(&opts(&HOST_B, &HOST_A, ProtocolRequest::V2));
