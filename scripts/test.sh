@@ -16,8 +16,18 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "the embeddable WebAssembly module (scripts/build-wasm-abi.sh), for the sandbox tests"
+./scripts/build-wasm-abi.sh
+
 step "cargo test"
 cargo test --workspace 2>&1 | tee "$log"
+
+step "WebAssembly build (scripts/build-wasm.sh) and the npm package's tests"
+./scripts/build-wasm.sh
+(cd js && npm test) 2>&1 | tee "$log.js"
+js_passed=$(grep -Eo '^# pass [0-9]+' "$log.js" | awk '{s+=$3} END {print s+0}')
+js_failed=$(grep -Eo '^# fail [0-9]+' "$log.js" | awk '{s+=$3} END {print s+0}')
+rm -f "$log.js"
 
 step "fuzz (${FUZZ_SECONDS}s per target)"
 fuzz_ok=0
@@ -47,8 +57,8 @@ rm -f "$log.main"
 
 passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
-passed=$((passed + fuzz_ok + main_ok))
-failed=$((failed + fuzz_failed + main_failed))
+passed=$((passed + js_passed + fuzz_ok + main_ok))
+failed=$((failed + js_failed + fuzz_failed + main_failed))
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// An owned byte buffer serialized as a base64 string.
+/// An owned byte buffer: base64 text in JSON, raw bytes (a `Uint8Array` in JS) in compact formats.
 #[cfg_attr(feature = "ts", derive(tsify::Tsify), tsify(type = "Uint8Array"))]
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Bytes(pub Vec<u8>);

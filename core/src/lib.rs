@@ -34,6 +34,7 @@ pub mod trace;
 
 /// Milliseconds on the host's monotonic clock. Plain `u64`, so it crosses into JSON and JS
 /// as a number (hosts keep it below 2^53).
+#[cfg_attr(feature = "ts", tsify::declare)]
 pub type Millis = u64;
 
 /// The drive-loop contract shared by every state machine in this crate (see the crate docs).

@@ -11,4 +11,5 @@ pub mod migrate;
 pub mod present;
 pub mod qemu;
 pub mod replay;
+pub mod sandbox;
 pub mod spice;

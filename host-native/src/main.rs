@@ -38,7 +38,22 @@ enum Command {
         /// Print only the verdict line per trace.
         #[arg(short, long)]
         quiet: bool,
+        /// Run the core natively, or as WebAssembly in the wasmtime sandbox.
+        #[arg(long, value_enum, default_value_t = ReplayEngine::Native)]
+        engine: ReplayEngine,
+        /// The module for `--engine wasm` (default: scripts/build-wasm-abi.sh's output).
+        #[arg(long)]
+        module: Option<std::path::PathBuf>,
     },
+}
+
+/// `livemig replay --engine`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReplayEngine {
+    /// livemig-core compiled into this program.
+    Native,
+    /// livemig-core's import-free module under wasmtime (fuel and memory limits).
+    Wasm,
 }
 
 #[derive(clap::Args)]
@@ -378,7 +393,27 @@ fn main() -> ExitCode {
             qemu_only: false,
             record,
         } => demo_libvirt(record),
-        Command::Replay { files, quiet } => {
+        Command::Replay {
+            files,
+            quiet,
+            engine,
+            module,
+        } => {
+            use livemig_host::replay::Engine;
+            use livemig_host::sandbox::{default_module_path, Sandbox};
+            let sandbox = match engine {
+                ReplayEngine::Native => None,
+                ReplayEngine::Wasm => {
+                    match Sandbox::load(module.unwrap_or_else(default_module_path)) {
+                        Ok(s) => Some(s),
+                        Err(e) => {
+                            eprintln!("livemig: {e}");
+                            return ExitCode::from(EXIT_USAGE);
+                        }
+                    }
+                }
+            };
+            let engine = sandbox.as_ref().map_or(Engine::Native, Engine::Wasm);
             let mut failed = false;
             for f in &files {
                 let text = match std::fs::read_to_string(f) {
@@ -390,16 +425,18 @@ fn main() -> ExitCode {
                 };
                 let mut out = String::new();
                 let started = std::time::Instant::now();
-                let result = livemig_host::replay::replay(&text, (!quiet).then_some(&mut out));
+                let result =
+                    livemig_host::replay::replay_on(&text, engine, (!quiet).then_some(&mut out));
                 let took = started.elapsed();
                 println!("{}", f.display());
                 print!("{out}");
                 match result {
                     Ok(r) => println!(
-                        "  replayed: {} inputs, {} actions, identical ({:.1} µs)\n",
+                        "  replayed: {} inputs, {} actions, identical ({:.1} µs{})\n",
                         r.inputs,
                         r.actions,
-                        took.as_secs_f64() * 1e6
+                        took.as_secs_f64() * 1e6,
+                        if sandbox.is_some() { ", wasm" } else { "" }
                     ),
                     Err(e) => {
                         println!("  REPLAY FAILED: {e}\n");

@@ -4,10 +4,40 @@ use livemig_core::migration::orchestrator::{OrchestratorAction, OrchestratorInpu
 use livemig_core::trace::{self, Record, Replayed, Setup, TraceError};
 
 use crate::present;
+use crate::sandbox::Sandbox;
 
 /// Replay `text`; when `out` is given, also print the run readably into it.
 pub fn replay(text: &str, out: Option<&mut String>) -> Result<Replayed, TraceError> {
-    let done = trace::replay(text)?;
+    replay_on(text, Engine::Native, out)
+}
+
+/// Which engine runs a replay.
+#[derive(Clone, Copy, Debug)]
+pub enum Engine<'a> {
+    /// livemig-core compiled into this program.
+    Native,
+    /// The core's WebAssembly module in the wasmtime sandbox (a fresh instance per trace).
+    Wasm(&'a Sandbox),
+}
+
+/// [`replay`] on a chosen engine.
+pub fn replay_on(
+    text: &str,
+    engine: Engine<'_>,
+    out: Option<&mut String>,
+) -> Result<Replayed, TraceError> {
+    let done = match engine {
+        Engine::Native => trace::replay(text)?,
+        Engine::Wasm(sandbox) => trace::replay_with(
+            text,
+            |setup| {
+                sandbox
+                    .engine(&trace::canonical(setup))
+                    .map_err(|e| e.to_string())
+            },
+            |e, now, input| e.step_json(now, input).map_err(|e| e.to_string()),
+        )?,
+    };
     if let Some(out) = out {
         describe(text, out)?;
     }

@@ -5,8 +5,9 @@
 //!   Inputs, configurations and actions cross as plain JS objects shaped exactly like the
 //!   core's serde form (the trace JSON), except that byte strings are `Uint8Array`s instead of
 //!   base64 text. Their TypeScript declarations are generated from the core types (tsify).
-//! * [`TraceEngine`] drives any traceable machine with JSON text, returning the canonical
-//!   JSON of each action: what the trace runner compares byte for byte.
+//! * `trace::TraceEngine` (feature `trace`, on by default but off in the package's module)
+//!   drives any traceable machine with JSON text, returning the canonical JSON of each
+//!   action: what the trace runner compares byte for byte.
 //! * Time is a JS number of milliseconds; 64-bit values cross as numbers (never `BigInt`).
 //! * Every failure is a JS `Error` named `LivemigError` with a stable `code` ([`Code`]).
 //!   Nothing here panics on input: malformed values become errors, and a machine in use
@@ -19,7 +20,7 @@ use livemig_core::migration::orchestrator::{
     Orchestrator, OrchestratorAction, OrchestratorConfig, OrchestratorInput,
 };
 use livemig_core::spice::session::{Session, SessionAction, SessionConfig, SessionInput};
-use livemig_core::trace::{AnyMachine, Setup, TRACE_VERSION};
+use livemig_core::trace::TRACE_VERSION;
 use livemig_core::{Machine, Millis};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -44,11 +45,13 @@ pub enum Code {
     Unrepresentable,
     /// The machine was called while one of its own calls was running (re-entrancy).
     Busy,
+    /// The object was used after `free()` (raised by the JS wrapper).
+    Freed,
 }
 
 impl Code {
     /// Every code, in declaration order.
-    pub const ALL: [Code; 7] = [
+    pub const ALL: [Code; 8] = [
         Code::InvalidJson,
         Code::UnknownMachine,
         Code::InvalidConfig,
@@ -56,6 +59,7 @@ impl Code {
         Code::InvalidTime,
         Code::Unrepresentable,
         Code::Busy,
+        Code::Freed,
     ];
 
     /// The code's text.
@@ -68,13 +72,14 @@ impl Code {
             Code::InvalidTime => "invalid_time",
             Code::Unrepresentable => "unrepresentable",
             Code::Busy => "busy",
+            Code::Freed => "freed",
         }
     }
 }
 
 /// Kept equal to [`Code::ALL`] by a unit test.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-const ERROR_CODE_TS: &str = "export type ErrorCode = \"invalid_json\" | \"unknown_machine\" | \"invalid_config\" | \"invalid_input\" | \"invalid_time\" | \"unrepresentable\" | \"busy\";";
+#[allow(dead_code)] // read by wasm-bindgen (custom section) and the unit test only
+const ERROR_CODE_TS: &str = "export type ErrorCode = \"invalid_json\" | \"unknown_machine\" | \"invalid_config\" | \"invalid_input\" | \"invalid_time\" | \"unrepresentable\" | \"busy\" | \"freed\";";
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_ERROR_CODE: &'static str = ERROR_CODE_TS;
@@ -89,7 +94,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(code: Code, message: impl Display) -> Failure {
+    pub(crate) fn new(code: Code, message: impl Display) -> Failure {
         Failure {
             code,
             message: message.to_string(),
@@ -128,65 +133,6 @@ fn js_millis(t: Millis) -> f64 {
     (t as f64).min(MAX_SAFE_INTEGER)
 }
 
-/// Parse a trace setup (`{"machine": ..., "config": ...}`), classifying the failure.
-pub fn parse_setup(text: &str) -> Result<Setup, Failure> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| Failure::new(Code::InvalidJson, e))?;
-    let name = match value.get("machine") {
-        Some(serde_json::Value::String(name)) => name.clone(),
-        _ => {
-            return Err(Failure::new(
-                Code::UnknownMachine,
-                "the setup names no machine (a string \"machine\" field)",
-            ))
-        }
-    };
-    serde_json::from_value::<Setup>(value).map_err(|e| {
-        if is_known_machine(&name) {
-            Failure::new(Code::InvalidConfig, e)
-        } else {
-            Failure::new(
-                Code::UnknownMachine,
-                format_args!("unknown machine {name:?}"),
-            )
-        }
-    })
-}
-
-/// Whether `name` is a [`Setup`] variant: a setup without its config fails on the missing
-/// config for a known machine, and on the variant itself otherwise.
-fn is_known_machine(name: &str) -> bool {
-    match serde_json::from_value::<Setup>(serde_json::json!({ "machine": name })) {
-        Ok(_) => true,
-        Err(e) => !e.to_string().starts_with("unknown variant"),
-    }
-}
-
-/// A machine fed JSON: the engine behind [`TraceEngine`].
-#[derive(Debug)]
-pub struct JsonEngine {
-    machine: AnyMachine,
-}
-
-impl JsonEngine {
-    /// A fresh machine for the setup's JSON.
-    pub fn new(setup: &str) -> Result<JsonEngine, Failure> {
-        Ok(JsonEngine {
-            machine: parse_setup(setup)?.machine(),
-        })
-    }
-
-    /// Apply one input (JSON); return the canonical JSON of each action it produced.
-    pub fn step(&mut self, now: Millis, input: &str) -> Result<Vec<String>, Failure> {
-        // Tell malformed text from a well-formed value of the wrong shape.
-        serde_json::from_str::<serde::de::IgnoredAny>(input)
-            .map_err(|e| Failure::new(Code::InvalidJson, e))?;
-        self.machine
-            .step_json(now, input)
-            .map_err(|m| Failure::new(Code::InvalidInput, m))
-    }
-}
-
 /// The serializer of the object API: JSON-compatible (`null` for `None`, objects for
 /// structs, numbers for 64-bit integers) with bytes as `Uint8Array`.
 static TO_JS: serde_wasm_bindgen::Serializer =
@@ -198,10 +144,14 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, Failure> {
 }
 
 fn from_js<T: serde::de::DeserializeOwned>(v: JsValue, code: Code) -> Result<T, Failure> {
-    serde_wasm_bindgen::from_value(v).map_err(|e| Failure::new(code, e))
+    serde_wasm_bindgen::from_value(v).map_err(|e| {
+        // The error's text is the JS Error's `toString()`: drop its "Error: " prefix.
+        let m = e.to_string();
+        Failure::new(code, m.strip_prefix("Error: ").unwrap_or(&m))
+    })
 }
 
-fn busy() -> Failure {
+pub(crate) fn busy() -> Failure {
     Failure::new(
         Code::Busy,
         "the machine is already running a call (re-entered from JS)",
@@ -281,32 +231,8 @@ machine_class! {
     "SessionConfig", "SessionInput", "SessionAction | undefined"
 }
 
-/// Any traceable machine driven by JSON text (the trace runner's engine).
-#[wasm_bindgen]
-pub struct TraceEngine {
-    inner: RefCell<JsonEngine>,
-}
-
-#[wasm_bindgen]
-impl TraceEngine {
-    /// A fresh machine for a trace header's `setup` (JSON text). Throws `invalid_json`,
-    /// `unknown_machine` or `invalid_config`.
-    #[wasm_bindgen(constructor)]
-    pub fn new(setup_json: &str) -> Result<TraceEngine, JsValue> {
-        Ok(TraceEngine {
-            inner: RefCell::new(JsonEngine::new(setup_json)?),
-        })
-    }
-
-    /// Feed one input (JSON text) at `now`; return the canonical JSON of each action it
-    /// produced, in order. Throws `invalid_time`, `invalid_json`, `invalid_input` or `busy`.
-    #[wasm_bindgen(js_name = stepJson)]
-    pub fn step_json(&self, now: f64, input_json: &str) -> Result<Vec<String>, JsValue> {
-        let now = millis(now)?;
-        let mut engine = self.inner.try_borrow_mut().map_err(|_| busy())?;
-        Ok(engine.step(now, input_json)?)
-    }
-}
+#[cfg(feature = "trace")]
+pub mod trace;
 
 /// The trace format version this build reads and writes.
 #[wasm_bindgen(js_name = traceVersion)]
@@ -338,59 +264,5 @@ mod tests {
         for bad in [-1.0, f64::NAN, f64::INFINITY, MAX_SAFE_INTEGER + 2.0, -0.5] {
             assert_eq!(millis(bad).unwrap_err().code, Code::InvalidTime, "{bad}");
         }
-    }
-
-    #[test]
-    fn setups_are_classified() {
-        let code = |s: &str| parse_setup(s).map(|_| ()).unwrap_err().code;
-        assert_eq!(code("{"), Code::InvalidJson);
-        assert_eq!(code("[1]"), Code::UnknownMachine);
-        assert_eq!(code(r#"{"config":{}}"#), Code::UnknownMachine);
-        assert_eq!(
-            code(r#"{"machine":"toaster","config":{}}"#),
-            Code::UnknownMachine
-        );
-        for known in [
-            "orchestrator",
-            "source_host",
-            "destination_host",
-            "spice_session",
-        ] {
-            assert!(is_known_machine(known), "{known}");
-            assert_eq!(
-                code(&format!(r#"{{"machine":"{known}","config":{{"x":1}}}}"#)),
-                Code::InvalidConfig
-            );
-        }
-        // A bad value inside a known machine's config is a config error, even when serde
-        // calls it an unknown variant.
-        let spice = r#"{"machine":"spice_session","config":{"server":{"host":"h","port":1,"tls_port":null,"cert_subject":null},"channel_types":["bogus"]}}"#;
-        assert_eq!(code(spice), Code::InvalidConfig);
-        assert!(parse_setup(&spice.replace("\"bogus\"", "\"main\"")).is_ok());
-    }
-
-    #[test]
-    fn json_engine_classifies_inputs() {
-        let setup = r#"{"machine":"spice_session","config":{"server":{"host":"h","port":1,"tls_port":null,"cert_subject":null}}}"#;
-        let mut e = JsonEngine::new(setup).unwrap();
-        assert_eq!(e.step(0, "{").unwrap_err().code, Code::InvalidJson);
-        assert_eq!(e.step(0, "{} x").unwrap_err().code, Code::InvalidJson);
-        assert_eq!(
-            e.step(0, r#"{"type":"nope"}"#).unwrap_err().code,
-            Code::InvalidInput
-        );
-        assert_eq!(
-            e.step(0, r#"{"type":"received","conn":"1","bytes":""}"#)
-                .unwrap_err()
-                .code,
-            Code::InvalidInput
-        );
-        let actions = e.step(0, r#"{"type":"start"}"#).unwrap();
-        assert_eq!(
-            actions,
-            [
-                r#"{"type":"connect","conn":1,"channel":{"type":"main","id":0},"role":"source","endpoint":{"host":"h","port":1,"tls_port":null,"cert_subject":null},"port":1,"tls":null}"#
-            ]
-        );
     }
 }
