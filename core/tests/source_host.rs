@@ -29,109 +29,23 @@ const CPU: &str = "<cpu mode='custom' match='exact' check='full'>
 
 const GUEST_XML: &str = "<domain type='qemu'><name>tiny</name><uuid>7e1e7e1e-0000-4000-8000-000000000001</uuid><memory unit='MiB'>64</memory></domain>";
 
-const CAPS_SRC: &str = "  <capabilities>
-    <cap name='xbzrle' auto='no'/>
-    <cap name='auto-converge' auto='no'/>
-    <cap name='rdma-pin-all' auto='no'/>
-    <cap name='postcopy-ram' auto='no'/>
-    <cap name='pause-before-switchover' auto='yes'/>
-    <cap name='late-block-activate' auto='no'/>
-    <cap name='multifd' auto='no'/>
-    <cap name='dirty-bitmaps' auto='no'/>
-    <cap name='return-path' auto='no'/>
-    <cap name='zero-copy-send' auto='no'/>
-  </capabilities>
-";
-
-const CAPS_DST: &str = "  <capabilities>
-    <cap name='xbzrle' auto='no'/>
-    <cap name='auto-converge' auto='no'/>
-    <cap name='rdma-pin-all' auto='no'/>
-    <cap name='postcopy-ram' auto='no'/>
-    <cap name='pause-before-switchover' auto='no'/>
-    <cap name='late-block-activate' auto='yes'/>
-    <cap name='multifd' auto='no'/>
-    <cap name='dirty-bitmaps' auto='no'/>
-    <cap name='return-path' auto='no'/>
-    <cap name='zero-copy-send' auto='no'/>
-  </capabilities>
-";
-
-fn ident(host: &str, hostuuid: &str) -> String {
-    format!(
-        "<qemu-migration>\n  <name>tiny</name>\n  <uuid>{UUID}</uuid>\n  <hostname>{host}</hostname>\n  <hostuuid>{hostuuid}</hostuuid>\n"
-    )
-}
-
-fn wire(s: String) -> Vec<u8> {
-    let mut v = s.into_bytes();
-    v.push(0);
-    v
-}
-
-/// real-peer §5: Begin3 → Prepare3 (882 bytes).
+/// The cookies real libvirt 9.0 daemons exchanged (real-peer §5), as the codec's golden
+/// vectors hold them: Begin3 → Prepare3 (882 bytes), Prepare3 → Perform3 (724),
+/// Perform3 → Finish3 (1122), Finish3 → Confirm3 (1143).
 fn real_begin() -> Vec<u8> {
-    wire(format!(
-        "{}  <feature name='lockstate'/>\n  {CPU}\n{CAPS_SRC}</qemu-migration>\n",
-        ident("hosta", HOSTA_UUID)
-    ))
+    include_bytes!("vectors/cookies/begin-prepare.cookie").to_vec()
 }
 
-/// real-peer §5: Prepare3 → Perform3 (724 bytes).
 fn real_prepare() -> Vec<u8> {
-    wire(format!(
-        "{}  <graphics type='spice' port='5940' listen='127.0.0.1' tlsPort='-1'/>\n{CAPS_DST}</qemu-migration>\n",
-        ident("hostb", HOSTB_UUID)
-    ))
+    include_bytes!("vectors/cookies/prepare-perform.cookie").to_vec()
 }
 
-fn stats_xml(delta: bool, elapsed: u64, downtime: u64) -> String {
-    let delta = if delta { "    <delta>2</delta>\n" } else { "" };
-    format!(
-        "  <statistics>
-    <started>1795316420559</started>
-    <stopped>1795316420863</stopped>
-    <sent>1795316420882</sent>
-{delta}    <time_elapsed>{elapsed}</time_elapsed>
-    <downtime>{downtime}</downtime>
-    <setup_time>1</setup_time>
-    <memory_total>92880896</memory_total>
-    <memory_processed>986402</memory_processed>
-    <memory_remaining>0</memory_remaining>
-    <memory_bps>35228642</memory_bps>
-    <memory_constant>22516</memory_constant>
-    <memory_normal>160</memory_normal>
-    <memory_normal_bytes>655360</memory_normal_bytes>
-    <memory_dirty_rate>0</memory_dirty_rate>
-    <memory_iteration>2</memory_iteration>
-    <memory_postcopy_requests>0</memory_postcopy_requests>
-    <memory_page_size>4096</memory_page_size>
-    <disk_total>0</disk_total>
-    <disk_processed>0</disk_processed>
-    <disk_remaining>0</disk_remaining>
-    <disk_bps>0</disk_bps>
-    <auto_converge_throttle>0</auto_converge_throttle>
-  </statistics>
-"
-    )
-}
-
-/// real-peer §5: Perform3 → Finish3 (1122 bytes).
 fn real_perform() -> Vec<u8> {
-    wire(format!(
-        "{}{}</qemu-migration>\n",
-        ident("hosta", HOSTA_UUID),
-        stats_xml(false, 323, 19)
-    ))
+    include_bytes!("vectors/cookies/perform-finish.cookie").to_vec()
 }
 
-/// real-peer §5: Finish3 → Confirm3 (1143 bytes).
 fn real_finish() -> Vec<u8> {
-    wire(format!(
-        "{}{}</qemu-migration>\n",
-        ident("hostb", HOSTB_UUID),
-        stats_xml(true, 330, 26)
-    ))
+    include_bytes!("vectors/cookies/finish-confirm.cookie").to_vec()
 }
 
 fn perform_stats() -> Statistics {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use livemig_core::migration::cookie::Cookie;
 use livemig_core::migration::orchestrator::{
-    Host, OrchestratorInput, Procedure, ProtocolRequest, Verdict,
+    OrchestratorInput, Procedure, ProtocolRequest, Verdict,
 };
 use livemig_core::migration::MigrateFlags;
 use livemig_host::libvirt_hosts::{Host as LvHost, PortBlocker, TwoHosts, HOST_A, HOST_B};
@@ -45,11 +45,6 @@ fn calls(o: &MigrateOutcome) -> Vec<String> {
 /// Every cookie seen parses and formats back byte for byte, and no host is ever sent a
 /// cookie it emitted itself.
 fn check_cookies(o: &MigrateOutcome) {
-    let uuid = |h: Host| match h {
-        Host::Source => o.steps[0].call.host,
-        Host::Destination => Host::Destination,
-    };
-    let _ = uuid;
     for s in &o.steps {
         let out = match &s.result {
             OrchestratorInput::Begun { cookie, .. }
