@@ -2,6 +2,7 @@
 //! the orchestrator (fault injection, never the only proof: the real-daemon tests are), and
 //! the scenario corpus written to `tests/traces/`.
 
+pub mod engines;
 pub mod host_scenarios;
 pub mod libvirt_sim;
 pub mod scenarios;
