@@ -19,12 +19,15 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "the embeddable WebAssembly module (scripts/build-wasm-abi.sh), for the sandbox tests"
 ./scripts/build-wasm-abi.sh
 
+step "WebAssembly build (scripts/build-wasm.sh), for the npm package's and the cross-engine tests"
+./scripts/build-wasm.sh
+
 step "cargo test"
 cargo test --workspace 2>&1 | tee "$log"
 
-step "WebAssembly build (scripts/build-wasm.sh) and the npm package's tests"
-./scripts/build-wasm.sh
+step "the npm package's tests and the independent Node host of the module (tests/abi-node)"
 (cd js && npm test) 2>&1 | tee "$log.js"
+node --test tests/abi-node/ 2>&1 | tee -a "$log.js"
 js_passed=$(grep -Eo '^# pass [0-9]+' "$log.js" | awk '{s+=$3} END {print s+0}')
 js_failed=$(grep -Eo '^# fail [0-9]+' "$log.js" | awk '{s+=$3} END {print s+0}')
 rm -f "$log.js"
