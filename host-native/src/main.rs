@@ -30,6 +30,20 @@ enum Command {
     Migrate(MigrateArgs),
     /// Connect a SPICE client to a server and follow its migrations, printing each event.
     Spice(SpiceArgs),
+    /// Start two local QEMUs with SPICE (a migration source and destination) and drive
+    /// them with line commands on stdin, one JSON reply per line on stdout: a harness for
+    /// tests in other languages (see host-native/src/qemu/serve.rs).
+    Qemu {
+        /// A SPICE ticket password on both servers.
+        #[arg(long)]
+        password: Option<String>,
+        /// `seamless-migration=off` on both servers.
+        #[arg(long)]
+        semi_seamless: bool,
+        /// TLS ports too, with a fresh CA (its path is in the `ready` line).
+        #[arg(long)]
+        tls: bool,
+    },
     /// Re-run traces on fresh machines; fail on the first action that differs.
     Replay {
         /// Trace files (JSON Lines, see core/src/trace.rs).
@@ -380,6 +394,30 @@ fn demo_qemu(record: Option<std::path::PathBuf>) -> ExitCode {
     }
 }
 
+fn qemu(password: Option<String>, semi_seamless: bool, tls: bool) -> ExitCode {
+    use livemig_host::qemu::{serve::serve, PairOptions, TlsDir};
+    let tls = match tls.then(TlsDir::generate_temp_default).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("livemig: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = PairOptions {
+        password,
+        seamless: !semi_seamless,
+        tls,
+        ..PairOptions::default()
+    };
+    match serve(options, std::io::stdin().lock(), std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("livemig: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -393,6 +431,11 @@ fn main() -> ExitCode {
             qemu_only: false,
             record,
         } => demo_libvirt(record),
+        Command::Qemu {
+            password,
+            semi_seamless,
+            tls,
+        } => qemu(password, semi_seamless, tls),
         Command::Replay {
             files,
             quiet,

@@ -6,3 +6,4 @@ import init from '../dist/livemig_wasm.js';
 await init({ module_or_path: new URL('../dist/livemig_wasm_bg.wasm', import.meta.url) });
 
 export * from './api.js';
+export { SpiceClient, defaultUrl, encryptTicket } from './transport.js';

@@ -6,3 +6,4 @@ import { initSync } from '../dist/livemig_wasm.js';
 initSync({ module: readFileSync(new URL('../dist/livemig_wasm_bg.wasm', import.meta.url)) });
 
 export * from './api.js';
+export { SpiceClient, defaultUrl, encryptTicket } from './transport.js';

@@ -31,6 +31,7 @@
 pub mod binary;
 pub mod pair;
 pub mod qmp;
+pub mod serve;
 pub mod tls;
 
 pub use binary::{PasswordSupport, QemuBinary};

@@ -1,9 +1,13 @@
 // Type-level tests of the public API (checked by tsc in test/typecheck.test.js, never run).
 import {
   MigrationOrchestrator,
+  SpiceClient,
   SpiceSession,
+  defaultUrl,
+  encryptTicket,
   isLivemigError,
   traceVersion,
+  type Endpoint,
   type ErrorCode,
   type LivemigError,
   type OrchestratorAction,
@@ -108,3 +112,29 @@ try {
 }
 const v: number = traceVersion() + traceVersion2();
 void v;
+
+// The WebSocket transport: the browser's WebSocket and WebCrypto fit the injectable slots.
+const client = new SpiceClient({
+  url: 'ws://127.0.0.1:5900',
+  password: 'pw',
+  channelTypes: ['inputs', 'display'],
+  WebSocket,
+  subtle: crypto.subtle,
+  urlFor: (r) => (r.role === 'destination' ? `wss://proxy.example/${r.host}/${r.port}` : defaultUrl(r)),
+  allowTarget: async (t: Endpoint) => t.host.endsWith('.example'),
+  onEvent: (e: SessionEvent) => {
+    if (e.event === 'migrated') {
+      const kind: 'seamless' | 'semi_seamless' = e.kind;
+      void kind;
+    }
+  },
+});
+client.send({ type: 'inputs', id: 0 }, 111, new Uint8Array(10));
+const reason: Promise<string> = client.closed;
+void reason;
+client.close();
+void encryptTicket(crypto.subtle, new Uint8Array(), 'pw').then((t: Uint8Array) => t.length);
+// @ts-expect-error: a url is a string
+new SpiceClient({ url: 5900 });
+// @ts-expect-error: the policy answers a boolean
+new SpiceClient({ url: 'ws://h:1', allowTarget: () => 'yes' });
