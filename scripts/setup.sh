@@ -35,6 +35,7 @@ have qemu-system-x86_64 || need_apt+=(qemu-system-x86)
 have openssl || need_apt+=(openssl)
 [ -x /usr/bin/python3 ] || need_apt+=(python3-minimal)   # the F1 port blocker in libvirt tests
 have ip || need_apt+=(iproute2)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)   # the npm package's browser test (headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

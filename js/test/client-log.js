@@ -36,7 +36,7 @@ export class LoggedClient {
   #waiters = [];
   #client;
 
-  /** `livemig` is the package module; `options` go to its SpiceClient. */
+  /** `livemig` is the package module; `options` go to its SpiceClient (`onEvent` too). */
   constructor(livemig, options) {
     this.#client = new livemig.SpiceClient({
       ...options,
@@ -45,6 +45,7 @@ export class LoggedClient {
         if (e.event === 'channel_ready' && e.session_id != null) this.sessionId = e.session_id;
         this.log.push({ at: Date.now(), event: e });
         this.#waiters = this.#waiters.filter((w) => !w.check());
+        options.onEvent?.(event);
       },
     });
     this.closed = this.#client.closed;

@@ -31,7 +31,7 @@ function declarations(dts) {
 }
 
 test('the public declarations hold no any', () => {
-  for (const file of ['src/index.d.ts', 'src/trace.d.ts', 'dist/livemig_wasm.d.ts', 'dist/trace/livemig_wasm.d.ts']) {
+  for (const file of ['src/index.d.ts', 'src/trace.d.ts', 'src/slim.d.ts', 'dist/livemig_wasm.d.ts', 'dist/trace/livemig_wasm.d.ts']) {
     const decls = declarations(read(file));
     assert.ok(decls.length > 0, file);
     for (const d of decls) {
@@ -84,7 +84,7 @@ test('tsc --strict accepts the API, its misuse is refused, and the corpus fits t
           skipLibCheck: false,
           noUnusedLocals: true,
         },
-        files: ['../../src/index.d.ts', '../../src/trace.d.ts'],
+        files: ['../../src/index.d.ts', '../../src/trace.d.ts', '../../src/slim.d.ts'],
         include: ['../../test/types/*.ts', 'corpus/*.ts'],
       },
       null,

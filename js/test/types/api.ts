@@ -138,3 +138,9 @@ void encryptTicket(crypto.subtle, new Uint8Array(), 'pw').then((t: Uint8Array) =
 new SpiceClient({ url: 5900 });
 // @ts-expect-error: the policy answers a boolean
 new SpiceClient({ url: 'ws://h:1', allowTarget: () => 'yes' });
+
+// livemig/slim: the same API, loaded explicitly.
+import { initWasm, SpiceSession as SlimSession } from 'livemig/slim';
+void initWasm(new URL('livemig.wasm', 'https://example.invalid/')).then(() => new SlimSession({ server: { host: 'h', port: 1, tls_port: null, cert_subject: null } }));
+// @ts-expect-error: a source is required
+void initWasm(null);
