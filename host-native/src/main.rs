@@ -40,7 +40,7 @@ enum Command {
         /// `seamless-migration=off` on both servers.
         #[arg(long)]
         semi_seamless: bool,
-        /// TLS ports too, with a fresh CA (its path is in the `ready` line).
+        /// TLS ports too, with a fresh CA (its PEM is in the `ready` line).
         #[arg(long)]
         tls: bool,
     },

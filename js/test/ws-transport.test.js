@@ -99,6 +99,42 @@ test('the client follows a real seamless migration (strict checks)', async () =>
   assert.match(broken(() => ({ log: noData })).join(), /MIGRATE_DATA/);
 });
 
+test('over wss: TLS links, and a seamless migration to the TLS port BEGIN announces', async () => {
+  const tls = await QemuPair.start(['--tls', '--password', PASSWORD]);
+  try {
+    // The test CA, given to `ws` through the injectable constructor.
+    const ca = tls.ready.ca_cert_pem;
+    const TlsWebSocket = class extends WebSocket {
+      constructor(url) {
+        super(url, { ca });
+      }
+    };
+    const urls = [];
+    const { host, tls_port } = tls.ready.source;
+    const c = new LoggedClient(livemig, {
+      url: `wss://${host}:${tls_port}`,
+      password: PASSWORD,
+      WebSocket: TlsWebSocket,
+      urlFor: (r) => {
+        urls.push(`${r.role} ${r.channel.type} ${defaultUrl(r)} ${r.subject}`);
+        return defaultUrl(r);
+      },
+    });
+    await c.waitFor('channel_ready', { n: 4 });
+    const src = (await tls.ask('channels source')).channels;
+    assert.ok(src.length === 4 && src.every((ch) => ch.tls), JSON.stringify(src));
+    const r = await followSeamless(tls, driven(c), 4);
+    assert.deepEqual(r.violations, []);
+    const dst = (await tls.ask('channels destination')).channels;
+    assert.ok(dst.every((ch) => ch.tls), JSON.stringify(dst));
+    const d = tls.ready.destination;
+    assert.ok(urls.includes(`destination main wss://${d.host}:${d.tls_port}/ ${d.cert_subject}`), urls.join('\n'));
+    await c.close();
+  } finally {
+    await tls.stop();
+  }
+});
+
 // ---- the transport's edges, on fake sockets -------------------------------------------
 
 /** A WebSocket stand-in: records what the transport does; the test plays the server. */

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! {"event":"ready","seamless":true,"source":{"host":"127.0.0.1","port":P,"tls_port":null,
-//!  "cert_subject":null},"destination":{...},"ca_cert":null}
+//!  "cert_subject":null},"destination":{...},"ca_cert_pem":null}
 //! ```
 //!
 //! then one reply per command read from the input (one per line):
@@ -116,10 +116,17 @@ pub fn serve(
         context: "writing a reply".into(),
         source: e,
     };
-    let ca_cert = options
-        .tls
-        .as_ref()
-        .map(|t| t.ca_cert_path().display().to_string());
+    // The certificates' directory goes away with the options once QEMU has read it: hand
+    // the CA to clients as text.
+    let ca_cert_pem = match &options.tls {
+        Some(t) => Some(
+            std::fs::read_to_string(t.ca_cert_path()).map_err(|e| PairError::Io {
+                context: format!("reading {}", t.ca_cert_path().display()),
+                source: e,
+            })?,
+        ),
+        None => None,
+    };
     let seamless = options.seamless;
     let mut pair = QemuPair::start(options)?;
     let ready = json!({
@@ -127,7 +134,7 @@ pub fn serve(
         "seamless": seamless,
         "source": addr_json(&pair.source_spice()),
         "destination": addr_json(&pair.dest_spice()),
-        "ca_cert": ca_cert,
+        "ca_cert_pem": ca_cert_pem,
     });
     emit(&mut out, &ready).map_err(io)?;
     for line in input.lines() {
