@@ -135,6 +135,30 @@ test('over wss: TLS links, and a seamless migration to the TLS port BEGIN announ
   }
 });
 
+test('semi-seamless: the client reconnects every channel to the target and resets', async () => {
+  const semi = await QemuPair.start(['--semi-seamless', '--password', PASSWORD]);
+  try {
+    const c = new LoggedClient(livemig, { url: semi.url(), password: PASSWORD, WebSocket });
+    await c.waitFor('channel_ready', { n: 4 });
+    const sid = c.sessionId;
+    await semi.ask('client_migrate_info');
+    await c.waitFor('migration_connected', { fields: { kind: 'semi_seamless' } });
+    await semi.ask('migrate');
+    await c.waitFor('migrated', { fields: { kind: 'semi_seamless' } });
+    assert.equal(c.count('session_reset'), 1);
+    // Every channel is ready again, now on the destination (which keeps the session id).
+    await c.waitFor('channel_ready', { n: 8 });
+    const dst = (await semi.ask('channels destination')).channels;
+    assert.equal(dst.length, 4, JSON.stringify(dst));
+    assert.ok(dst.every((ch) => ch.connection_id === sid), `${JSON.stringify(dst)} vs ${sid}`);
+    assert.deepEqual((await semi.ask('channels source')).channels, []);
+    await c.stillAnswers();
+    await c.close();
+  } finally {
+    await semi.stop();
+  }
+});
+
 // ---- the transport's edges, on fake sockets -------------------------------------------
 
 /** A WebSocket stand-in: records what the transport does; the test plays the server. */
