@@ -25,7 +25,8 @@ use livemig_core::{Machine, Millis};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-pub mod compact;
+pub mod convert;
+pub mod input;
 
 /// The stable error codes (the `code` property of every error this package throws).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +124,10 @@ pub fn millis(now: f64) -> Result<Millis, Failure> {
     } else {
         Err(Failure::new(
             Code::InvalidTime,
-            format_args!("now must be a number of milliseconds in 0..=2^53-1, got {now}"),
+            format_args!(
+                "now must be a number of milliseconds in 0..=2^53-1, got {}",
+                convert::number_text(now)
+            ),
         ))
     }
 }
@@ -133,22 +137,13 @@ fn js_millis(t: Millis) -> f64 {
     (t as f64).min(MAX_SAFE_INTEGER)
 }
 
-/// The serializer of the object API: JSON-compatible (`null` for `None`, objects for
-/// structs, numbers for 64-bit integers) with bytes as `Uint8Array`.
-static TO_JS: serde_wasm_bindgen::Serializer =
-    serde_wasm_bindgen::Serializer::json_compatible().serialize_bytes_as_arrays(false);
-
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, Failure> {
-    v.serialize(compact::Compact(&TO_JS))
+    v.serialize(convert::Serializer)
         .map_err(|e| Failure::new(Code::Unrepresentable, e))
 }
 
 fn from_js<T: serde::de::DeserializeOwned>(v: JsValue, code: Code) -> Result<T, Failure> {
-    serde_wasm_bindgen::from_value(v).map_err(|e| {
-        // The error's text is the JS Error's `toString()`: drop its "Error: " prefix.
-        let m = e.to_string();
-        Failure::new(code, m.strip_prefix("Error: ").unwrap_or(&m))
-    })
+    T::deserialize(convert::Deserializer::from(v)).map_err(|e| Failure::new(code, e))
 }
 
 pub(crate) fn busy() -> Failure {
@@ -192,7 +187,8 @@ macro_rules! machine_class {
                 #[wasm_bindgen(unchecked_param_type = $input_ts)] input: JsValue,
             ) -> Result<(), JsValue> {
                 let now = millis(now)?;
-                let input: $input = from_js(input, Code::InvalidInput)?;
+                let input = <$input as input::Input>::from_js(input)
+                    .map_err(|e| Failure::new(Code::InvalidInput, e))?;
                 self.inner.try_borrow_mut().map_err(|_| busy())?.handle(now, input);
                 Ok(())
             }
