@@ -79,7 +79,7 @@ test('1,000 consecutive ticketed links from the page, none failing', async (t) =
     const ms = r.ms.toSorted((a, b) => a - b);
     t.diagnostic(`${n} links, link to MAIN_INIT p50 ${ms[n >> 1].toFixed(1)} ms, p99 ${ms[Math.floor(n * 0.99)].toFixed(1)} ms, max ${ms[n - 1].toFixed(1)} ms`);
     // The source holds no leftover channel: every link was closed.
-    assert.deepEqual((await pair.ask('channels source')).channels, []);
+    assert.deepEqual(await pair.channels('source', 0), []);
     assert.deepEqual(pageErrors, []);
   } finally {
     await page?.close();

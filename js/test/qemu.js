@@ -58,6 +58,19 @@ export class QemuPair {
     return reply;
   }
 
+  /**
+   * A side's SPICE channels once there are `n` of them (the server notices a close a moment
+   * after the client made it); the last list seen after `ms`.
+   */
+  async channels(side, n, ms = 2000) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const { channels } = await this.ask(`channels ${side}`);
+      if (channels.length === n || Date.now() > deadline) return channels;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   /** The `ws://` URL of a side's plain SPICE port. */
   url(side = 'source') {
     const s = this.ready[side];
