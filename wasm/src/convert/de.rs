@@ -13,15 +13,15 @@
 //!
 //! [`Tagged`] reads an input (`{ "type": variant, ...fields }`, or `[variant, ...fields]`)
 //! into an externally tagged mirror of its enum (`crate::input`): the JS object already is
-//! a buffer, so serde's `Content` machinery (a fifth of the module) is not needed. A struct
-//! is read by name in both ways (an array is first made an object), so the derived
-//! visitors are instantiated for maps only.
+//! a buffer, so serde's `Content` machinery (a fifth of the module) is not needed. Structs
+//! are read by field name either way (a buffered array by position), so the derived
+//! visitors are instantiated for one kind of map access each.
 
 use js_sys::{Array, ArrayBuffer, Map, Number, Object, Symbol, Uint8Array};
 use serde::de::{self, DeserializeSeed, IgnoredAny, IntoDeserializer, Visitor};
 use wasm_bindgen::{JsCast, JsValue};
 
-use super::{Error, Target};
+use super::Error;
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -49,15 +49,25 @@ impl<'de> IntoDeserializer<'de, Error> for Deserializer {
     }
 }
 
-/// A fresh object without a prototype (so `in` sees only what was put in it).
-fn bare_object() -> Target {
-    Object::create(JsValue::NULL.unchecked_ref::<Object>()).unchecked_into()
-}
-
 /// Checks that a buffered value is readable (as buffering it had to be).
 fn check(value: JsValue) -> Result<()> {
     de::Deserializer::deserialize_any(Deserializer::buffered(value), IgnoredAny).map(drop)
 }
+
+/// "N elements in a sequence" (or a map): what a length error expected.
+struct Elements(usize, &'static str);
+
+impl de::Expected for Elements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            1 => write!(f, "1 element in {}", self.1),
+            n => write!(f, "{n} elements in {}", self.1),
+        }
+    }
+}
+
+/// A buffered struct's named values (`Err` keys are a `Map`'s keys that are not strings).
+type Named = Vec<(std::result::Result<String, JsValue>, JsValue)>;
 
 impl Deserializer {
     fn buffered(value: JsValue) -> Self {
@@ -105,13 +115,28 @@ impl Deserializer {
 
     /// The `[key, value]` pairs of a map-like value (see [`Self::is_map_like`]): a `Map`'s
     /// entries, or an object's own enumerable properties.
-    fn pairs(&self) -> Result<js_sys::IntoIter> {
-        match js_sys::try_iter(&self.value)? {
-            Some(pairs) => Ok(pairs),
-            None => Ok(Object::entries(self.value.unchecked_ref())
-                .values()
-                .into_iter()),
+    fn pairs(&self) -> Array {
+        if self.value.has_type::<Map>() {
+            Array::from(&self.value)
+        } else {
+            Object::entries(self.value.unchecked_ref())
         }
+    }
+
+    /// The items of an iterable, in an array (`None` if it is not iterable; JS's TypeError
+    /// for a primitive).
+    fn items(&self) -> Result<Option<Array>> {
+        if Array::is_array(&self.value) {
+            return Ok(Some(self.value.clone().unchecked_into()));
+        }
+        let Some(iter) = js_sys::try_iter(&self.value)? else {
+            return Ok(None);
+        };
+        let items = Array::new();
+        for item in iter {
+            items.push(&item?);
+        }
+        Ok(Some(items))
     }
 
     #[cold]
@@ -123,7 +148,10 @@ impl Deserializer {
         } else if let Some(b) = self.value.as_bool() {
             de::Unexpected::Bool(b)
         } else if let Some(v) = self.value.as_f64() {
-            de::Unexpected::Float(v)
+            match self.safe_integer() {
+                Some(i) => de::Unexpected::Signed(i),
+                None => de::Unexpected::Float(v),
+            }
         } else if let Some(s) = self.value.as_string() {
             text = s;
             de::Unexpected::Str(&text)
@@ -169,105 +197,107 @@ impl Deserializer {
 
     /// The elements of an iterable (buffered: of an array, all of which must be read).
     fn seq<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        if self.buffered && !Array::is_array(&self.value) {
+        let items = if self.buffered && !Array::is_array(&self.value) {
+            None
+        } else {
+            self.items()?
+        };
+        let Some(items) = items else {
             return self.invalid_type(visitor);
-        }
-        match js_sys::try_iter(&self.value)? {
-            Some(items) => {
-                let mut seq = Seq {
-                    items,
-                    buffered: self.buffered,
-                    count: 0,
-                };
-                let value = visitor.visit_seq(&mut seq)?;
-                seq.end()?;
-                Ok(value)
-            }
-            None => self.invalid_type(visitor),
-        }
+        };
+        let mut seq = Seq {
+            length: items.length(),
+            items,
+            index: 0,
+            buffered: self.buffered,
+        };
+        let value = visitor.visit_seq(&mut seq)?;
+        seq.end()?;
+        Ok(value)
     }
 
-    /// Visits `pairs` as a map; buffered, every entry must have been read.
-    fn entries<'de, V: Visitor<'de>>(
-        self,
-        pairs: js_sys::IntoIter,
-        visitor: V,
-    ) -> Result<V::Value> {
+    /// Visits `[key, value]` pairs as a map; buffered, every entry must have been read.
+    fn entries<'de, V: Visitor<'de>>(self, pairs: Array, visitor: V) -> Result<V::Value> {
         let mut map = Entries {
+            length: pairs.length(),
             pairs,
+            index: 0,
             buffered: self.buffered,
             value: None,
-            count: 0,
         };
         let value = visitor.visit_map(&mut map)?;
         map.end()?;
         Ok(value)
     }
 
-    /// A buffered struct's fields as a prototype-less object to read by name: an array's
-    /// elements by position (exactly one per field), or a map-like value's entries, whose
-    /// keys must be strings and whose values no field takes must be readable (`skip`: a key
-    /// read already, the tag). `None` for any other value.
-    fn buffered_fields(
-        &self,
-        fields: &'static [&'static str],
-        skip: Option<&str>,
-    ) -> Result<Option<JsValue>> {
-        let object = bare_object();
+    /// A buffered struct's values by field name: an array's elements by position (exactly
+    /// one per field), or a map-like value's entries, whose values no field takes must be
+    /// readable (`skip`: a key read already, the tag) and whose keys must be strings if
+    /// there are fields. `None` for any other value.
+    fn named(&self, fields: &'static [&'static str], skip: Option<&str>) -> Result<Option<Named>> {
         if Array::is_array(&self.value) {
             let items = self.value.unchecked_ref::<Array>();
             if items.length() as usize != fields.len() {
                 return Err(de::Error::invalid_length(
                     items.length() as usize,
-                    &format!("{} elements in sequence", fields.len()).as_str(),
+                    &Elements(fields.len(), "sequence"),
                 ));
             }
-            for (i, name) in fields.iter().enumerate() {
-                object.set(&JsValue::from_str(name), items.get(i as u32));
-            }
-        } else if self.is_map_like() {
-            for pair in self.pairs()? {
-                let pair = pair?.unchecked_into::<Array>();
-                let (key, value) = (pair.get(0), pair.get(1));
-                let Some(name) = key.as_string() else {
-                    return Err(self.child(key).invalid(&"field identifier"));
-                };
-                if skip == Some(name.as_str()) {
-                    continue;
-                }
-                if !fields.contains(&name.as_str()) {
-                    check(value.clone())?;
-                }
-                object.set(&key, value);
-            }
-        } else {
+            let named = fields.iter().zip(0..);
+            return Ok(Some(
+                named
+                    .map(|(name, i)| (Ok(name.to_string()), items.get(i)))
+                    .collect(),
+            ));
+        }
+        if !self.is_map_like() {
             return Ok(None);
         }
-        Ok(Some(object.into()))
+        let pairs = self.pairs();
+        let mut named = Vec::with_capacity(pairs.length() as usize);
+        for i in 0..pairs.length() {
+            let pair = pairs.get(i).unchecked_into::<Array>();
+            let (key, value) = (pair.get(0), pair.get(1));
+            let key = key.as_string().ok_or(key);
+            if skip.is_some() && key.as_deref().ok() == skip {
+                continue;
+            }
+            match &key {
+                Ok(name) if fields.contains(&name.as_str()) => {}
+                Ok(_) => check(value.clone())?,
+                Err(other) => {
+                    // A `Map`'s key that names no field: readable, and then only ignored by
+                    // a unit variant (no field).
+                    check(other.clone())?;
+                    check(value.clone())?;
+                    if !fields.is_empty() {
+                        return Err(self.child(other.clone()).invalid(&"field identifier"));
+                    }
+                }
+            }
+            named.push((key, value));
+        }
+        Ok(Some(named))
     }
 }
 
-/// The elements of a JS iterable.
+/// The elements of a JS array.
 struct Seq {
-    items: js_sys::IntoIter,
+    items: Array,
+    index: u32,
+    length: u32,
     buffered: bool,
-    count: usize,
 }
 
 impl Seq {
     /// Buffered, elements left over are an error (as serde's buffered sequences have it).
-    fn end(&mut self) -> Result<()> {
-        let left = if self.buffered {
-            (&mut self.items).count()
-        } else {
-            0
-        };
-        if left == 0 {
+    fn end(&self) -> Result<()> {
+        if !self.buffered || self.index >= self.length {
             return Ok(());
         }
         Err(de::Error::invalid_length(
-            self.count + left,
-            &format!("{} elements in sequence", self.count).as_str(),
+            self.length as usize,
+            &Elements(self.index as usize, "sequence"),
         ))
     }
 }
@@ -276,39 +306,38 @@ impl<'de> de::SeqAccess<'de> for &mut Seq {
     type Error = Error;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
-        match self.items.next().transpose()? {
-            Some(value) => {
-                self.count += 1;
-                let buffered = self.buffered;
-                seed.deserialize(Deserializer { value, buffered }).map(Some)
-            }
-            None => Ok(None),
+        if self.index >= self.length {
+            return Ok(None);
         }
+        let value = self.items.get(self.index);
+        self.index += 1;
+        let buffered = self.buffered;
+        seed.deserialize(Deserializer { value, buffered }).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some((self.length - self.index) as usize)
     }
 }
 
 /// `[key, value]` pairs (a `Map`'s, or an object's `Object.entries`).
 struct Entries {
-    pairs: js_sys::IntoIter,
+    pairs: Array,
+    index: u32,
+    length: u32,
     buffered: bool,
     value: Option<JsValue>,
-    count: usize,
 }
 
 impl Entries {
     /// Buffered, entries left over are an error (as serde's buffered maps have it).
-    fn end(&mut self) -> Result<()> {
-        let left = if self.buffered {
-            (&mut self.pairs).count()
-        } else {
-            0
-        };
-        if left == 0 {
+    fn end(&self) -> Result<()> {
+        if !self.buffered || self.index >= self.length {
             return Ok(());
         }
         Err(de::Error::invalid_length(
-            self.count + left,
-            &format!("{} elements in map", self.count).as_str(),
+            self.length as usize,
+            &Elements(self.index as usize, "map"),
         ))
     }
 }
@@ -317,20 +346,18 @@ impl<'de> de::MapAccess<'de> for &mut Entries {
     type Error = Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
-        match self.pairs.next().transpose()? {
-            Some(pair) => {
-                let pair = pair.unchecked_into::<Array>();
-                self.value = Some(pair.get(1));
-                self.count += 1;
-                let buffered = self.buffered;
-                seed.deserialize(Deserializer {
-                    value: pair.get(0),
-                    buffered,
-                })
-                .map(Some)
-            }
-            None => Ok(None),
+        if self.index >= self.length {
+            return Ok(None);
         }
+        let pair = self.pairs.get(self.index).unchecked_into::<Array>();
+        self.index += 1;
+        self.value = Some(pair.get(1));
+        let buffered = self.buffered;
+        seed.deserialize(Deserializer {
+            value: pair.get(0),
+            buffered,
+        })
+        .map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
@@ -339,15 +366,36 @@ impl<'de> de::MapAccess<'de> for &mut Entries {
             buffered: self.buffered,
         })
     }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some((self.length - self.index) as usize)
+    }
 }
 
-/// A struct's fields read by name, in declaration order: a field is missing when it is
-/// `undefined` and not `in` the object; other properties are not read.
+/// Where a struct's fields are read from.
+enum Source {
+    /// Direct: an object's properties, by name (a field is missing when it is `undefined`
+    /// and not `in` the object).
+    Object(JsValue),
+    /// Buffered: the values by name.
+    Named(Named),
+}
+
+/// A struct's fields, in declaration order; other properties are not read.
 struct Fields {
-    object: JsValue,
+    source: Source,
     names: std::slice::Iter<'static, &'static str>,
-    buffered: bool,
     value: Option<JsValue>,
+}
+
+impl Fields {
+    fn new(source: Source, fields: &'static [&'static str]) -> Self {
+        Fields {
+            source,
+            names: fields.iter(),
+            value: None,
+        }
+    }
 }
 
 impl<'de> de::MapAccess<'de> for Fields {
@@ -355,10 +403,19 @@ impl<'de> de::MapAccess<'de> for Fields {
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
         for &name in &mut self.names {
-            let key = JsValue::from_str(name);
-            let value = js_sys::Reflect::get(&self.object, &key)?;
-            if !value.is_undefined() || key.js_in(&self.object) {
-                self.value = Some(value);
+            let value = match &mut self.source {
+                Source::Object(object) => {
+                    let key = super::name(name);
+                    let value = js_sys::Reflect::get(object, &key)?;
+                    (!value.is_undefined() || key.js_in(object)).then_some(value)
+                }
+                Source::Named(named) => named
+                    .iter()
+                    .position(|(key, _)| key.as_deref() == Ok(name))
+                    .map(|i| named.swap_remove(i).1),
+            };
+            if value.is_some() {
+                self.value = value;
                 return seed.deserialize(name.into_deserializer()).map(Some);
             }
         }
@@ -368,7 +425,7 @@ impl<'de> de::MapAccess<'de> for Fields {
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
         seed.deserialize(Deserializer {
             value: self.value.take().unwrap_or_default(),
-            buffered: self.buffered,
+            buffered: matches!(self.source, Source::Named(_)),
         })
     }
 }
@@ -438,7 +495,7 @@ impl<'de> de::Deserializer<'de> for Deserializer {
         } else if let Some(b) = self.bytes() {
             visitor.visit_byte_buf(b)
         } else if self.is_map_like() {
-            let pairs = self.pairs()?;
+            let pairs = self.pairs();
             self.entries(pairs, visitor)
         } else {
             self.invalid_type(visitor)
@@ -447,8 +504,7 @@ impl<'de> de::Deserializer<'de> for Deserializer {
 
     /// `null`/`undefined` (buffered, also an empty map-like value).
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        if self.is_nullish()
-            || (self.buffered && self.is_map_like() && self.pairs()?.next().is_none())
+        if self.is_nullish() || (self.buffered && self.is_map_like() && self.pairs().length() == 0)
         {
             visitor.visit_unit()
         } else {
@@ -607,36 +663,35 @@ impl<'de> de::Deserializer<'de> for Deserializer {
     /// An iterable of `[key, value]` pairs or an object's own enumerable properties
     /// (buffered, a map-like value).
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        // `try_iter` raises JS's TypeError for a primitive.
-        let pairs = match js_sys::try_iter(&self.value)? {
-            Some(pairs) if !self.buffered || self.value.has_type::<Map>() => pairs,
-            None if self.value.is_object() => Object::entries(self.value.unchecked_ref())
-                .values()
-                .into_iter(),
-            _ => return self.invalid_type(visitor),
+        let pairs = if self.buffered {
+            self.is_map_like().then(|| self.pairs())
+        } else {
+            match self.items()? {
+                Some(pairs) => Some(pairs),
+                None if self.value.is_object() => Some(Object::entries(self.value.unchecked_ref())),
+                None => None,
+            }
         };
-        self.entries(pairs, visitor)
+        match pairs {
+            Some(pairs) => self.entries(pairs, visitor),
+            None => self.invalid_type(visitor),
+        }
     }
 
-    /// The fields by name, from an object (buffered, see [`Self::buffered_fields`]).
+    /// The fields by name, from an object (buffered, see [`Self::named`]).
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        let object = if self.buffered {
-            self.buffered_fields(fields, None)?
+        let source = if self.buffered {
+            self.named(fields, None)?.map(Source::Named)
         } else {
-            Some(self.value.clone()).filter(JsValue::is_object)
+            Some(Source::Object(self.value.clone())).filter(|_| self.value.is_object())
         };
-        match object {
-            Some(object) => visitor.visit_map(Fields {
-                object,
-                names: fields.iter(),
-                buffered: self.buffered,
-                value: None,
-            }),
+        match source {
+            Some(source) => visitor.visit_map(Fields::new(source, fields)),
             None => self.invalid_type(visitor),
         }
     }
@@ -651,16 +706,14 @@ impl<'de> de::Deserializer<'de> for Deserializer {
         let pair = if self.value.is_string() {
             None
         } else if self.buffered && self.is_map_like() {
-            let mut pairs = self.pairs()?;
-            match (pairs.next().transpose()?, pairs.next()) {
-                (Some(pair), None) => Some(pair.unchecked_into::<Array>()),
-                _ => {
-                    return Err(de::Error::invalid_value(
-                        de::Unexpected::Map,
-                        &"map with a single key",
-                    ))
-                }
+            let pairs = self.pairs();
+            if pairs.length() != 1 {
+                return Err(de::Error::invalid_value(
+                    de::Unexpected::Map,
+                    &"map with a single key",
+                ));
             }
+            Some(pairs.get(0).unchecked_into::<Array>())
         } else if !self.buffered && self.value.is_object() {
             let entries = Object::entries(self.value.unchecked_ref());
             if entries.length() != 1 {
@@ -720,10 +773,9 @@ impl Tagged {
         }
     }
 
-    /// The variant's name and the input (for a map-like input) or the elements after the
-    /// name (for an array).
-    fn split(&self) -> Result<(JsValue, Deserializer)> {
-        let input = Deserializer::buffered(self.value.clone());
+    /// The variant's name, and the input (map-like) or the elements after the name (array).
+    fn split(self) -> Result<(JsValue, Deserializer)> {
+        let input = Deserializer::buffered(self.value);
         if Array::is_array(&input.value) {
             let items = input.value.unchecked_ref::<Array>();
             if items.length() == 0 {
@@ -735,8 +787,9 @@ impl Tagged {
         if !input.is_map_like() {
             return Err(input.invalid(&self.expecting));
         }
-        for pair in input.pairs()? {
-            let pair = pair?.unchecked_into::<Array>();
+        let pairs = input.pairs();
+        for i in 0..pairs.length() {
+            let pair = pairs.get(i).unchecked_into::<Array>();
             if pair.get(0).as_string().as_deref() == Some(self.tag) {
                 return Ok((pair.get(1), input));
             }
@@ -745,23 +798,23 @@ impl Tagged {
     }
 }
 
+/// [`Tagged`] as the enum its mirror reads.
+struct Access(Tagged);
+
 /// A variant's fields: the input minus its tag, buffered.
 struct Rest {
     input: Deserializer,
     tag: &'static str,
 }
 
-/// [`Tagged`] as the enum its mirror reads.
-struct Access(Tagged);
-
 impl<'de> de::EnumAccess<'de> for Access {
     type Error = Error;
     type Variant = Rest;
 
     fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Rest)> {
+        let tag = self.0.tag;
         let (name, input) = self.0.split()?;
         let variant = seed.deserialize(Deserializer::from(name))?;
-        let tag = self.0.tag;
         Ok((variant, Rest { input, tag }))
     }
 }
@@ -771,19 +824,18 @@ impl<'de> de::VariantAccess<'de> for Rest {
 
     /// Any other fields (which must be readable), but no element after the name.
     fn unit_variant(self) -> Result<()> {
-        if Array::is_array(&self.input.value) {
-            check(self.input.value.clone())?;
-            let left = self.input.value.unchecked_ref::<Array>().length();
-            if left > 0 {
-                return Err(de::Error::invalid_length(
-                    left as usize,
-                    &"0 elements in sequence",
-                ));
-            }
-        } else {
-            self.input.buffered_fields(&[], Some(self.tag))?;
+        if !Array::is_array(&self.input.value) {
+            self.input.named(&[], Some(self.tag))?;
+            return Ok(());
         }
-        Ok(())
+        check(self.input.value.clone())?;
+        match self.input.value.unchecked_ref::<Array>().length() {
+            0 => Ok(()),
+            left => Err(de::Error::invalid_length(
+                left as usize,
+                &Elements(0, "sequence"),
+            )),
+        }
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, _seed: T) -> Result<T::Value> {
@@ -806,16 +858,11 @@ impl<'de> de::VariantAccess<'de> for Rest {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        let object = self
+        let named = self
             .input
-            .buffered_fields(fields, Some(self.tag))?
+            .named(fields, Some(self.tag))?
             .unwrap_or_default();
-        visitor.visit_map(Fields {
-            object,
-            names: fields.iter(),
-            buffered: true,
-            value: None,
-        })
+        visitor.visit_map(Fields::new(Source::Named(named), fields))
     }
 }
 

@@ -110,6 +110,25 @@ extern "C" {
     fn set(this: &Target, key: &JsValue, value: JsValue);
 }
 
+/// A JS string for a name from the core's types (a field, a variant), created once: the
+/// same few dozen names are written for every action. Keyed by address and length.
+fn name(s: &'static str) -> JsValue {
+    thread_local! {
+        static NAMES: std::cell::RefCell<Vec<((usize, usize), JsValue)>> = const {
+            std::cell::RefCell::new(Vec::new())
+        };
+    }
+    let key = (s.as_ptr() as usize, s.len());
+    NAMES.with_borrow_mut(|names| {
+        if let Some((_, js)) = names.iter().find(|(k, _)| *k == key) {
+            return js.clone();
+        }
+        let js = JsValue::from_str(s);
+        names.push((key, js.clone()));
+        js
+    })
+}
+
 /// A number as text, as JS writes it (`String(n)`): Rust's float formatting is not linked
 /// into the module for error messages. Natively (unit tests), Rust's.
 pub fn number_text(v: f64) -> String {

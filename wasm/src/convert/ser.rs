@@ -4,7 +4,7 @@ use js_sys::{Array, Object, Uint8Array};
 use serde::ser::{self, Error as _, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
-use super::{Error, Target};
+use super::{name, Error, Target};
 
 type Result<T = JsValue> = std::result::Result<T, Error>;
 
@@ -13,10 +13,10 @@ fn object() -> Target {
     Object::new().unchecked_into()
 }
 
-/// `{ key: value }`
-fn single(key: &str, value: JsValue) -> JsValue {
+/// `{ variant: value }`
+fn single(variant: &'static str, value: JsValue) -> JsValue {
     let o = object();
-    o.set(&key.into(), value);
+    o.set(&name(variant), value);
     o.into()
 }
 
@@ -128,7 +128,7 @@ impl ser::Serializer for Serializer {
         _index: u32,
         variant: &'static str,
     ) -> Result {
-        Ok(variant.into())
+        Ok(name(variant))
     }
 
     fn serialize_newtype_struct<T: ?Sized + Serialize>(
@@ -280,7 +280,7 @@ impl ser::SerializeStruct for Fields {
         key: &'static str,
         value: &T,
     ) -> Result<()> {
-        self.0.set(&key.into(), value.serialize(Serializer)?);
+        self.0.set(&name(key), value.serialize(Serializer)?);
         Ok(())
     }
 
