@@ -42,7 +42,7 @@ else
 fi
 
 # wasm-opt -O3 (binaryen 132, js/ devDependencies, as scripts/build-wasm.sh uses): measured
-# 899,956 -> 800,414 B raw, 278,010 -> 268,438 B gzipped, wasmtime ~5 % faster, the same in
+# 899,956 -> 800,414 B raw, 278,002 -> 268,438 B gzipped, 5-10 % faster in wasmtime, ~4 % in
 # Node (BENCHMARKS.md). The stripped module has no target_features section: the flags name
 # the features rustc enables for wasm32 by default. Its output is kept while the input, the
 # flags and the version stay the same (wasm-opt takes ~20 s).

@@ -29,12 +29,12 @@ async function median(n, f) {
 }
 
 /** Events per second of the fastest round of the whole corpus (engines made outside the
- * timer), over at least 2 s of stepping and 5 rounds, as engines_bench.rs does natively. */
+ * timer), over at least 1 s of stepping and 5 rounds, as engines_bench.rs does natively. */
 function rate(makeEngine) {
   let spent = 0;
   let rounds = 0;
   let best = Infinity;
-  while (spent < 2000 || rounds < 5) {
+  while (spent < 1000 || rounds < 5) {
     const engines = traces.map((t) => makeEngine(t.setup));
     const t0 = performance.now();
     traces.forEach((t, i) => {
