@@ -396,12 +396,10 @@ impl Fields {
             value: None,
         }
     }
-}
 
-impl<'de> de::MapAccess<'de> for Fields {
-    type Error = Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
+    /// The next field present, its value kept for `next_value_seed` (not generic: one copy
+    /// for every struct).
+    fn next_field(&mut self) -> Result<Option<&'static str>> {
         for &name in &mut self.names {
             let value = match &mut self.source {
                 Source::Object(object) => {
@@ -416,10 +414,21 @@ impl<'de> de::MapAccess<'de> for Fields {
             };
             if value.is_some() {
                 self.value = value;
-                return seed.deserialize(name.into_deserializer()).map(Some);
+                return Ok(Some(name));
             }
         }
         Ok(None)
+    }
+}
+
+impl<'de> de::MapAccess<'de> for Fields {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
+        match self.next_field()? {
+            Some(name) => seed.deserialize(name.into_deserializer()).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {

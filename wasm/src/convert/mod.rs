@@ -13,7 +13,8 @@
 //!   `BigInt`), and `Uint8Array` for bytes: it reports itself compact, which is what makes
 //!   `Bytes` serialize as raw bytes at every depth.
 //! * [`Error`] carries the message. Its serde messages are serde's own, except that numbers
-//!   are printed by JS: core's float formatting would cost ~15 KB of wasm for an error text.
+//!   and strings are written by JS: core's float formatting and string escaping would cost
+//!   ~20 KB of wasm for error texts.
 
 mod de;
 mod ser;
@@ -79,7 +80,7 @@ impl Display for Shown<'_> {
             }
             Float(v) => write!(f, "floating point `{}`", number_text(v)),
             Char(c) => write!(f, "character `{c}`"),
-            Str(s) => write!(f, "string {s:?}"),
+            Str(s) => write!(f, "string {}", quoted(s)),
             Bytes(_) => f.write_str("byte array"),
             Unit => f.write_str("unit value"),
             Option => f.write_str("Option value"),
@@ -127,6 +128,18 @@ fn name(s: &'static str) -> JsValue {
         names.push((key, js.clone()));
         js
     })
+}
+
+/// A string quoted and escaped, as JSON writes it (`JSON.stringify`): Rust's `{:?}` for
+/// strings links core's Unicode tables into the module (~5 KB gzipped) for error messages.
+/// Natively (unit tests), Rust's.
+pub fn quoted(s: &str) -> String {
+    #[cfg(target_arch = "wasm32")]
+    return js_sys::JSON::stringify(&JsValue::from_str(s))
+        .map(String::from)
+        .unwrap_or_default();
+    #[cfg(not(target_arch = "wasm32"))]
+    return format!("{s:?}");
 }
 
 /// A number as text, as JS writes it (`String(n)`): Rust's float formatting is not linked
