@@ -3,7 +3,7 @@
 //! The core's input enums are internally tagged (`{"type": "received", ...}`). serde
 //! deserializes such an enum by first buffering the whole value into its private `Content`
 //! tree, then re-reading that tree; monomorphized for every field type, this machinery was
-//! the largest part of the package's module (BENCHMARKS.md, "wasm sizes"). A JS object is
+//! the largest part of the package's module (BENCHMARKS.md, WebAssembly). A JS object is
 //! already a buffer that can be read in any order, so the package reads an input's variant
 //! name from its `type` field first ([`crate::convert::Tagged`]) and its fields straight from
 //! the object, through the externally tagged mirrors below (serde's `remote` derive).

@@ -687,7 +687,8 @@ impl<'de> de::Deserializer<'de> for Deserializer {
         }
     }
 
-    /// The fields by name, from an object (buffered, see [`Self::named`]).
+    /// The fields by name, from an object (buffered: an array by position, or a map-like
+    /// value whose other values must be readable).
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,

@@ -1,13 +1,14 @@
 //! Conversions between the core's serde types and plain JS values, written for this package
-//! instead of serde-wasm-bindgen (which they replace with the same behaviour; issue 5 and
-//! BENCHMARKS.md "wasm sizes": the generic crate, its error type and the float formatting its
-//! messages pulled in were a fifth of the module).
+//! in place of serde-wasm-bindgen, with the same behaviour (BENCHMARKS.md, WebAssembly: with
+//! serde's buffering of the input enums, that generic conversion and the float formatting
+//! its error messages pulled in were a third of the module).
 //!
 //! * [`Deserializer`] reads configurations and inputs: `null`/`undefined` for `None` and
 //!   unit, booleans, numbers (safe integers for integer fields, `BigInt` for 64-bit ones),
-//!   strings, arrays (and other iterables), `Uint8Array`/`ArrayBuffer` for bytes, plain
-//!   objects (and `Map`s) for structs, maps and enums. It reports itself human-readable, so
-//!   `Bytes` also accept base64 text.
+//!   strings, arrays (and other iterables), `Uint8Array`/`ArrayBuffer` for bytes, objects
+//!   for structs, objects and `Map`s for maps and enums (an input's fields are read as
+//!   serde's buffering read them: see `de`). It reports itself human-readable, so `Bytes`
+//!   also accept base64 text.
 //! * [`Serializer`] writes actions JSON-compatibly: `null` for `None` and unit, objects for
 //!   structs and maps, numbers for 64-bit integers (above 2^53-1 is an error, never a
 //!   `BigInt`), and `Uint8Array` for bytes: it reports itself compact, which is what makes
