@@ -50,13 +50,50 @@ enum Stage {
     Ready,
 }
 
+/// Received bytes not parsed yet. Parsing consumes from the front by moving a cursor; the
+/// consumed prefix is dropped when more bytes arrive, so a chunk of many small messages costs
+/// one pass over its bytes, not one move of the rest per message.
+#[derive(Clone, Debug, Default)]
+struct RxBuf {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl RxBuf {
+    /// The bytes not consumed yet.
+    fn pending(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or(&[])
+    }
+
+    /// Mark the first `n` pending bytes consumed.
+    fn consume(&mut self, n: usize) {
+        self.start = self.start.saturating_add(n).min(self.buf.len());
+        if self.start == self.buf.len() {
+            self.clear();
+        }
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Conn {
     channel: ChannelRef,
     role: Role,
     stage: Stage,
     connection_id: u32,
-    rx: Vec<u8>,
+    rx: RxBuf,
     framer: Framer,
     remote_caps: Caps,
     /// Buffer, do not parse (a target before its switch).
@@ -235,7 +272,7 @@ impl Session {
                 role,
                 stage: Stage::Connecting,
                 connection_id,
-                rx: Vec::new(),
+                rx: RxBuf::default(),
                 framer: Framer::new(HeaderKind::Mini),
                 remote_caps: Caps::new(),
                 hold: role == Role::Destination,
@@ -320,13 +357,13 @@ impl Session {
             self.error(SessionError::UnknownConnection { conn: id });
             return;
         };
-        if conn.rx.len().saturating_add(bytes.len()) > max {
+        if conn.rx.pending().len().saturating_add(bytes.len()) > max {
             let channel = conn.channel;
             self.error(SessionError::BufferLimit { channel });
             self.conn_failed(id, "buffer limit exceeded".into());
             return;
         }
-        conn.rx.extend_from_slice(bytes);
+        conn.rx.extend(bytes);
         self.pump(now, id);
     }
 
@@ -338,10 +375,10 @@ impl Session {
             };
             let channel = conn.channel;
             match conn.stage {
-                Stage::LinkSent => match LinkReply::decode(&conn.rx) {
+                Stage::LinkSent => match LinkReply::decode(conn.rx.pending()) {
                     Ok(None) => return,
                     Ok(Some((reply, used))) => {
-                        conn.rx.drain(..used.min(conn.rx.len()));
+                        conn.rx.consume(used);
                         if !reply.error.is_ok() {
                             self.error(SessionError::LinkRefused {
                                 channel,
@@ -372,10 +409,11 @@ impl Session {
                     }
                 },
                 Stage::TicketSent => {
-                    let Some(result) = conn.rx.get(..4).and_then(decode_link_result) else {
+                    let Some(result) = conn.rx.pending().get(..4).and_then(decode_link_result)
+                    else {
                         return;
                     };
-                    conn.rx.drain(..4);
+                    conn.rx.consume(4);
                     if result != LinkErr::Ok {
                         self.error(SessionError::LinkRefused {
                             channel,
@@ -395,7 +433,7 @@ impl Session {
                     if conn.hold && !handshake {
                         return;
                     }
-                    let (msg_type, body, used) = match conn.framer.decode(&conn.rx) {
+                    let (msg_type, body, used) = match conn.framer.decode(conn.rx.pending()) {
                         Ok(None) => return,
                         Ok(Some(f)) => (f.msg_type, f.body.to_vec(), f.consumed),
                         Err(e) => {
@@ -407,7 +445,7 @@ impl Session {
                             return;
                         }
                     };
-                    conn.rx.drain(..used.min(conn.rx.len()));
+                    conn.rx.consume(used);
                     if handshake {
                         self.on_handshake_msg(msg_type);
                     } else {
