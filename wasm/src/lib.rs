@@ -5,6 +5,9 @@
 //!   Inputs, configurations and actions cross as plain JS objects shaped exactly like the
 //!   core's serde form (the trace JSON), except that byte strings are `Uint8Array`s instead of
 //!   base64 text. Their TypeScript declarations are generated from the core types (tsify).
+//!   serde-wasm-bindgen converts them: configurations directly, inputs tag-first through
+//!   [`input`] (no serde buffering), actions through [`compact::Compact`] (bytes as
+//!   `Uint8Array`s). BENCHMARKS.md (WebAssembly) has what this costs in the module.
 //! * `trace::TraceEngine` (feature `trace`, on by default but off in the package's module)
 //!   drives any traceable machine with JSON text, returning the canonical JSON of each
 //!   action: what the trace runner compares byte for byte.
@@ -25,7 +28,7 @@ use livemig_core::{Machine, Millis};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-pub mod convert;
+pub mod compact;
 pub mod input;
 
 /// The stable error codes (the `code` property of every error this package throws).
@@ -126,7 +129,7 @@ pub fn millis(now: f64) -> Result<Millis, Failure> {
             Code::InvalidTime,
             format_args!(
                 "now must be a number of milliseconds in 0..=2^53-1, got {}",
-                convert::number_text(now)
+                number_text(now)
             ),
         ))
     }
@@ -137,13 +140,40 @@ fn js_millis(t: Millis) -> f64 {
     (t as f64).min(MAX_SAFE_INTEGER)
 }
 
+/// A number as text, as JS writes it (`String(n)`: `Infinity`, `1.5`, `-1`), for error
+/// messages read in JS. Natively (unit tests), Rust's.
+pub fn number_text(v: f64) -> String {
+    #[cfg(target_arch = "wasm32")]
+    return js_sys::Number::from(v)
+        .to_string_with_radix(10)
+        .map(String::from)
+        .unwrap_or_default();
+    #[cfg(not(target_arch = "wasm32"))]
+    return v.to_string();
+}
+
+/// The serializer of the object API: JSON-compatible (`null` for `None`, objects for
+/// structs and maps, numbers for 64-bit integers) with bytes as `Uint8Array`.
+static TO_JS: serde_wasm_bindgen::Serializer =
+    serde_wasm_bindgen::Serializer::json_compatible().serialize_bytes_as_arrays(false);
+
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, Failure> {
-    v.serialize(convert::Serializer)
-        .map_err(|e| Failure::new(Code::Unrepresentable, e))
+    v.serialize(compact::Compact(&TO_JS))
+        .map_err(|e| Failure::new(Code::Unrepresentable, message(e)))
+}
+
+/// A serde-wasm-bindgen error's message (its text is the JS `Error`'s `toString()`: without
+/// the "Error: " prefix).
+pub(crate) fn message(e: serde_wasm_bindgen::Error) -> String {
+    let m = e.to_string();
+    match m.strip_prefix("Error: ") {
+        Some(rest) => rest.to_string(),
+        None => m,
+    }
 }
 
 fn from_js<T: serde::de::DeserializeOwned>(v: JsValue, code: Code) -> Result<T, Failure> {
-    T::deserialize(convert::Deserializer::from(v)).map_err(|e| Failure::new(code, e))
+    serde_wasm_bindgen::from_value(v).map_err(|e| Failure::new(code, message(e)))
 }
 
 pub(crate) fn busy() -> Failure {
@@ -188,7 +218,7 @@ macro_rules! machine_class {
             ) -> Result<(), JsValue> {
                 let now = millis(now)?;
                 let input = <$input as input::Input>::from_js(input)
-                    .map_err(|e| Failure::new(Code::InvalidInput, e))?;
+                    .map_err(|e| Failure::new(Code::InvalidInput, message(e)))?;
                 self.inner.try_borrow_mut().map_err(|_| busy())?.handle(now, input);
                 Ok(())
             }
