@@ -51,7 +51,6 @@ export class SpiceClient {
   #clock;
   #onEvent;
   #sockets = new Map();
-  #queue = [];
   #driving = false;
   #timer;
   #done;
@@ -96,28 +95,27 @@ export class SpiceClient {
     this.#input({ type: 'disconnect' });
   }
 
-  /** Feed one input and execute what follows; inputs raised meanwhile queue up in order. */
+  /**
+   * Feed one input and execute what follows. An invalid input (e.g. a bad `send`) throws
+   * here and changes nothing. Called again while the actions are being executed (from
+   * `onEvent`), it only feeds the session: the running drain executes the new actions after
+   * the pending ones, in order.
+   */
   #input(input) {
     if (this.#closedReason !== undefined) return;
-    this.#queue.push(input);
+    this.#session.handle(this.#clock(), input);
     if (this.#driving) return;
     this.#driving = true;
     try {
-      while (this.#queue.length > 0 && this.#closedReason === undefined) {
-        this.#session.handle(this.#clock(), this.#queue.shift());
-        for (let a = this.#session.pollAction(); a !== undefined; a = this.#session.pollAction()) {
-          this.#execute(a);
-        }
+      for (let a = this.#session.pollAction(); a !== undefined; a = this.#session.pollAction()) {
+        this.#execute(a);
+        if (this.#closedReason !== undefined) break;
       }
     } finally {
       this.#driving = false;
     }
-    if (this.#closedReason === undefined) {
-      this.#arm();
-    } else {
-      this.#queue.length = 0;
-      this.#session.free();
-    }
+    if (this.#closedReason === undefined) this.#arm();
+    else this.#session.free();
   }
 
   #arm() {

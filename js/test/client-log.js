@@ -94,6 +94,10 @@ export class LoggedClient {
     await this.waitFor('message', { n: acks + 1, fields: { channel: 'inputs', msg_type: MSG.INPUTS_MOUSE_MOTION_ACK } });
   }
 
+  send(channel, msgType, body) {
+    this.#client.send(channel, msgType, body);
+  }
+
   close() {
     this.#client.close();
     return this.closed;

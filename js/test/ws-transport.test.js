@@ -31,8 +31,19 @@ function driven(c) {
 }
 
 test('a ticketed link over ws reaches every channel with the server\'s session id', async () => {
-  const c = new LoggedClient(livemig, { url: pair.url(), password: PASSWORD, WebSocket });
+  // Messages sent from inside onEvent (re-entrantly) go out too: 4 motions as soon as the
+  // inputs channel is ready give one MOUSE_MOTION_ACK.
+  let client;
+  const motion = new Uint8Array(10);
+  const onEvent = (e) => {
+    if (e.event === 'channel_ready' && e.channel.type === 'inputs') {
+      for (let i = 0; i < 4; i++) client.send({ type: 'inputs', id: 0 }, 111, motion);
+    }
+  };
+  const c = new LoggedClient(livemig, { url: pair.url(), password: PASSWORD, WebSocket, onEvent });
+  client = c;
   await c.waitFor('channel_ready', { n: 4 });
+  await c.waitFor('message', { fields: { channel: 'inputs', msg_type: 111 } });
   const src = (await pair.ask('channels source')).channels;
   assert.equal(src.length, 4, JSON.stringify(src));
   assert.ok(src.every((ch) => ch.connection_id === c.sessionId), `${JSON.stringify(src)} vs ${c.sessionId}`);
@@ -213,6 +224,20 @@ test('the default URL mapping and its hook', async () => {
   c.close();
   assert.equal(await c.closed, 'disconnected by the application');
   assert.ok(FakeSocket.made[0].closed);
+});
+
+test('a bad send throws invalid_input at once and changes nothing', async () => {
+  FakeSocket.made = [];
+  const c = new SpiceClient({ url: 'ws://h:1', WebSocket: FakeSocket });
+  const ws = FakeSocket.made[0];
+  ws.onopen({});
+  const bad = (f) => assert.throws(f, (e) => isLivemigError(e) && e.code === 'invalid_input');
+  bad(() => c.send({ type: 'no-such-channel', id: 0 }, 1, new Uint8Array()));
+  bad(() => c.send({ type: 'inputs', id: 0 }, 70000, new Uint8Array()));
+  bad(() => c.send({ type: 'inputs', id: 0 }, 1, 42));
+  assert.equal(ws.sent.length, 1, 'only the link message went out');
+  c.close();
+  assert.equal(await c.closed, 'disconnected by the application');
 });
 
 test('a socket that never opens is a connect failure, and the session closes', async () => {
