@@ -195,7 +195,10 @@ export interface SpiceClientOptions {
   subtle?: TicketCrypto;
   /** The session's clock in ms (default: `performance.now()`). */
   now?: () => number;
-  /** Every event of the session, in order (an exception thrown here is rethrown later). */
+  /**
+   * Every event of the session, in order. It may call `send` and `close`; an exception thrown
+   * here does not stop the client and is rethrown later (in a microtask).
+   */
   onEvent?: (event: SessionEvent) => void;
 }
 
