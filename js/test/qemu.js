@@ -9,13 +9,20 @@ import path from 'node:path';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-/** Path of the `livemig` binary, built (debug) if needed. */
+/**
+ * Path of the `livemig` binary (debug), built if needed. Built the way `cargo test
+ * --workspace` builds it (the test command has just run that, so this is a no-op there): a
+ * plain `cargo build -p livemig-host` resolves other features and would rebuild wasmtime.
+ */
 export function livemigBinary() {
   if (process.env.LIVEMIG_BIN) return process.env.LIVEMIG_BIN;
-  execFileSync('cargo', ['build', '-q', '-p', 'livemig-host', '--bin', 'livemig'], { cwd: root, stdio: 'inherit' });
-  const target = process.env.CARGO_TARGET_DIR ?? path.join(root, 'target');
-  return path.join(target, 'debug', 'livemig');
+  if (built === undefined) {
+    execFileSync('cargo', ['test', '-q', '--workspace', '--no-run'], { cwd: root, stdio: 'inherit' });
+    built = path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'debug', 'livemig');
+  }
+  return built;
 }
+let built;
 
 /** A running `livemig qemu`: `ready` has the ports; `ask(cmd)` resolves with the reply. */
 export class QemuPair {
