@@ -235,6 +235,11 @@ fn abi_module(overrides: &[(&str, &str)], extra: &str) -> Vec<u8> {
 
 const STEP_SIG: &str = "(param i32 i64 i32 i32) (result i32)";
 
+/// [`abi_module`] loaded under [`small_limits`].
+fn guest(overrides: &[(&str, &str)], extra: &str) -> Sandbox {
+    Sandbox::from_bytes(&abi_module(overrides, extra), small_limits()).unwrap()
+}
+
 fn hostile(step_body: &str, limits: Limits) -> Sandbox {
     let step = format!("{STEP_SIG} {step_body}");
     Sandbox::from_bytes(&abi_module(&[("lm_step", &step)], ""), limits).unwrap()
@@ -262,7 +267,7 @@ fn expect_trap(sb: &Sandbox) -> SandboxError {
 
 #[test]
 fn the_benign_abi_module_works() {
-    let sb = Sandbox::from_bytes(&abi_module(&[], ""), small_limits()).unwrap();
+    let sb = guest(&[], "");
     let mut e = sb.engine("{}").unwrap();
     assert_eq!(e.step_json(7, "{}").unwrap(), Vec::<String>::new());
     assert!(e.fuel_used() > 0);
@@ -326,14 +331,10 @@ fn a_module_with_imports_is_refused() {
 #[test]
 fn a_lying_guest_is_an_abi_error() {
     // A result range outside memory.
-    let sb = Sandbox::from_bytes(
-        &abi_module(
-            &[("lm_result_len", "(result i32) (i32.const 0x7fffffff)")],
-            "",
-        ),
-        small_limits(),
-    )
-    .unwrap();
+    let sb = guest(
+        &[("lm_result_len", "(result i32) (i32.const 0x7fffffff)")],
+        "",
+    );
     // lm_new succeeds without reading the result; the step reads it.
     let mut e = sb.engine("{}").unwrap();
     let err = e.step_json(0, "{}").unwrap_err();
@@ -343,33 +344,21 @@ fn a_lying_guest_is_an_abi_error() {
     );
     assert_eq!(e.step_json(0, "{}").unwrap_err(), SandboxError::Dead);
     // Malformed frames: 8 zero bytes are a count of 0 followed by 4 stray bytes.
-    let sb = Sandbox::from_bytes(
-        &abi_module(&[("lm_result_len", "(result i32) (i32.const 8)")], ""),
-        small_limits(),
-    )
-    .unwrap();
+    let sb = guest(&[("lm_result_len", "(result i32) (i32.const 8)")], "");
     let mut e = sb.engine("{}").unwrap();
     assert!(
         matches!(e.step_json(0, "{}"), Err(SandboxError::Abi(m)) if m.contains("after the last frame"))
     );
     // Frames claiming more than there is: count 1, then a length of 2^32-1.
     let data = r#"(data (i32.const 2048) "\01\00\00\00\ff\ff\ff\ff")"#;
-    let sb = Sandbox::from_bytes(
-        &abi_module(&[("lm_result_len", "(result i32) (i32.const 8)")], data),
-        small_limits(),
-    )
-    .unwrap();
+    let sb = guest(&[("lm_result_len", "(result i32) (i32.const 8)")], data);
     let mut e = sb.engine("{}").unwrap();
     assert!(matches!(e.step_json(0, "{}"), Err(SandboxError::Abi(m)) if m.contains("claims")));
     // An allocation the guest places outside its memory.
-    let sb = Sandbox::from_bytes(
-        &abi_module(
-            &[("lm_alloc", "(param i32) (result i32) (i32.const 65535)")],
-            "",
-        ),
-        small_limits(),
-    )
-    .unwrap();
+    let sb = guest(
+        &[("lm_alloc", "(param i32) (result i32) (i32.const 65535)")],
+        "",
+    );
     let err = sb.engine("{\"x\":1}").unwrap_err();
     assert!(
         matches!(&err, SandboxError::Abi(m) if m.contains("out of bounds")),

@@ -6,6 +6,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { MSG } from './client-log.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -133,7 +134,12 @@ export function seamlessViolations({ log, migrated, spiceCompleted, destChannels
   return bad;
 }
 
-const MAIN_FORBIDDEN = { 103: 'MAIN_INIT', 111: 'MIGRATE_SWITCH_HOST', 112: 'MIGRATE_END' };
+/** Main-channel messages the session must never hand the application during a seamless switch. */
+const MAIN_FORBIDDEN = {
+  [MSG.MAIN_INIT]: 'MAIN_INIT',
+  [MSG.MAIN_MIGRATE_SWITCH_HOST]: 'MIGRATE_SWITCH_HOST',
+  [MSG.MAIN_MIGRATE_END]: 'MIGRATE_END',
+};
 
 /**
  * A real seamless migration followed by a client, with every strict check: the client

@@ -144,99 +144,41 @@ impl<S: Serializer> Serializer for Compact<S> {
     }
 }
 
-impl<S: ser::SerializeSeq> ser::SerializeSeq for Compact<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), S::Error> {
-        self.0.serialize_element(&Wrap(v))
-    }
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
-    }
+/// The compound serializers: each element, field, key or value goes in wrapped, `end` and
+/// `skip_field` pass straight through.
+macro_rules! compound {
+    ($trait:ident { $($method:ident($($key:ident: $key_ty:ty),*);)* } $($extra:item)*) => {
+        impl<S: ser::$trait> ser::$trait for Compact<S> {
+            type Ok = S::Ok;
+            type Error = S::Error;
+            $(fn $method<T: ?Sized + Serialize>(
+                &mut self,
+                $($key: $key_ty,)*
+                v: &T,
+            ) -> Result<(), S::Error> {
+                self.0.$method($($key,)* &Wrap(v))
+            })*
+            $($extra)*
+            fn end(self) -> Result<S::Ok, S::Error> {
+                self.0.end()
+            }
+        }
+    };
 }
 
-impl<S: ser::SerializeTuple> ser::SerializeTuple for Compact<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), S::Error> {
-        self.0.serialize_element(&Wrap(v))
-    }
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
-    }
-}
-
-impl<S: ser::SerializeTupleStruct> ser::SerializeTupleStruct for Compact<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), S::Error> {
-        self.0.serialize_field(&Wrap(v))
-    }
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
-    }
-}
-
-impl<S: ser::SerializeTupleVariant> ser::SerializeTupleVariant for Compact<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), S::Error> {
-        self.0.serialize_field(&Wrap(v))
-    }
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
-    }
-}
-
-impl<S: ser::SerializeMap> ser::SerializeMap for Compact<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-    fn serialize_key<T: ?Sized + Serialize>(&mut self, k: &T) -> Result<(), S::Error> {
-        self.0.serialize_key(&Wrap(k))
-    }
-    fn serialize_value<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), S::Error> {
-        self.0.serialize_value(&Wrap(v))
-    }
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
-    }
-}
-
-impl<S: ser::SerializeStruct> ser::SerializeStruct for Compact<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-    fn serialize_field<T: ?Sized + Serialize>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), S::Error> {
-        self.0.serialize_field(key, &Wrap(v))
-    }
-    fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
-        self.0.skip_field(key)
-    }
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
-    }
-}
-
-impl<S: ser::SerializeStructVariant> ser::SerializeStructVariant for Compact<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-    fn serialize_field<T: ?Sized + Serialize>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), S::Error> {
-        self.0.serialize_field(key, &Wrap(v))
-    }
-    fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
-        self.0.skip_field(key)
-    }
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
-    }
-}
+compound!(SerializeSeq { serialize_element(); });
+compound!(SerializeTuple { serialize_element(); });
+compound!(SerializeTupleStruct { serialize_field(); });
+compound!(SerializeTupleVariant { serialize_field(); });
+compound!(SerializeMap { serialize_key(); serialize_value(); });
+compound!(SerializeStruct { serialize_field(key: &'static str); }
+fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
+    self.0.skip_field(key)
+});
+compound!(SerializeStructVariant { serialize_field(key: &'static str); }
+fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
+    self.0.skip_field(key)
+});
 
 #[cfg(test)]
 mod tests {
